@@ -1,0 +1,48 @@
+//! Default values of every optional config key; `config/gateway.toml` shows each of them.
+
+use std::time::Duration;
+
+/// `session.token_ttl`: tokens are purged this long after sign-in.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(120);
+/// `session.ticket_ttl`: lifetime of a signed connect ticket.
+pub const DEFAULT_TICKET_TTL: Duration = Duration::from_secs(300);
+/// `session.cookie_name`: name of the signed session cookie.
+pub const DEFAULT_COOKIE_NAME: &str = "gw_session";
+/// `session.cookie_same_site`: `none` so the cookie flows inside the Office iframe.
+pub const DEFAULT_COOKIE_SAME_SITE: &str = "none";
+/// `server.shutdown_grace`: after SIGTERM, how long in-flight requests may run before shutdown.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// `server.shutdown_timeout`: after the grace period, how long the runtimes get to stop.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// `server.threads`: worker threads of the proxy service.
+pub const DEFAULT_THREADS: usize = 2;
+/// `upstream.health_check_interval`: how often every upstream is probed.
+pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// `upstream.connect_timeout`: TCP (and TLS) connect timeout to an upstream.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// `upstream.idle_timeout`: how long an idle upstream keep-alive connection stays pooled.
+pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// `store.kind`: tokens live in this process (moka).
+pub const DEFAULT_STORE_KIND: &str = "memory";
+/// `channel.max_sockets_per_session`: status-channel sockets one session may hold.
+pub const DEFAULT_MAX_SOCKETS_PER_SESSION: usize = 16;
+/// `channel.ping_interval`: server pings on idle status-channel sockets.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(25);
+/// `teams.code_ttl`: lifetime of a Teams security code.
+pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(600);
+/// `teams.verify_bot_token`: check the Bot Framework JWT on every bot request.
+pub const DEFAULT_VERIFY_BOT_TOKEN: bool = true;
+/// `identity.user_header`: carries the subject of the signed-in user.
+pub const DEFAULT_USER_HEADER: &str = "X-Forwarded-User";
+/// `identity.email_header`: carries the user's email.
+pub const DEFAULT_EMAIL_HEADER: &str = "X-Forwarded-Email";
+/// `identity.preferred_username_header`: carries the user's preferred user name.
+pub const DEFAULT_PREFERRED_USERNAME_HEADER: &str = "X-Forwarded-Preferred-Username";
+/// `identity.name_header`: carries the user's display name.
+pub const DEFAULT_NAME_HEADER: &str = "X-Forwarded-Name";
+/// `identity.provider_header`: carries the provider the user signed in with.
+pub const DEFAULT_PROVIDER_HEADER: &str = "X-Forwarded-Provider";
+/// `identity.access_token_header`: carries the access token on `forward_access_token` routes.
+pub const DEFAULT_ACCESS_TOKEN_HEADER: &str = "X-Forwarded-Access-Token";
+/// Minimum length in bytes of every `session.secret`.
+pub const MIN_SECRET_LEN: usize = 32;

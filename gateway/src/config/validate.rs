@@ -1,0 +1,460 @@
+//! `RawConfig` → `Config`: checks every rule and collects every problem with its key path.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use http::{HeaderName, Method};
+use ipnet::IpNet;
+use url::Url;
+
+use super::error::ConfigError;
+use super::model::*;
+use super::raw::*;
+use super::secret::{self, EnvLookup};
+use super::types::{AllowedHost, CookieName, ProviderName, PublicUrl, SameSite, Ttl};
+
+/// Bot Framework's OpenID metadata, the default of `teams.openid_metadata`.
+const BOT_FRAMEWORK_METADATA: &str = "https://login.botframework.com/v1/.well-known/openidconfiguration";
+
+/// What validation reads besides the file: the environment and the directory relative paths start from.
+pub(super) struct Context<'a> {
+    /// Environment lookup for `env:` secrets.
+    pub(super) env: EnvLookup<'a>,
+    /// Base of relative `file:` secrets and TLS paths.
+    pub(super) base_dir: &'a Path,
+}
+
+/// Collects problems; each check records and goes on, so the user sees all of them at once.
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, problem: impl Into<String>) {
+        self.0.push(ConfigError::at(key, problem));
+    }
+
+    /// Keeps the value, or records the problem under `key` and yields `None`.
+    fn check<T>(&mut self, key: impl Into<String>, r: Result<T, String>) -> Option<T> {
+        r.map_err(|e| self.add(key, e)).ok()
+    }
+}
+
+/// Validates everything, returning the config or every problem found.
+pub(super) fn validate(raw: RawConfig, origin: &str, ctx: &Context<'_>) -> Result<Config, Vec<ConfigError>> {
+    let mut p = Problems(Vec::new());
+    let server = server(&raw.server, ctx, &mut p);
+    let upstream = upstream(&raw.upstream, &mut p);
+    let session = session(&raw.session, ctx, &mut p);
+    let store = store(&raw.store, &mut p);
+    let loopback = server.as_ref().is_some_and(|s| s.listen.ip().is_loopback());
+    let providers = providers(&raw.providers, raw.server.allow_dev_provider || loopback, ctx, &mut p);
+    let names: Vec<ProviderName> = providers.iter().map(|pr| pr.name.clone()).collect();
+    let routes = raw.routes.iter().enumerate().filter_map(|(i, r)| route(i, r, &names, &mut p)).collect();
+    let teams = raw.teams.as_ref().and_then(|t| teams(t, &names, &mut p));
+    let channel = channel(&raw.channel, &mut p);
+    let identity = identity(&raw.identity, &mut p);
+    match (server, upstream, session, store, channel, identity) {
+        (Some(server), Some(upstream), Some(session), Some(store), Some(channel), Some(identity))
+            if p.0.is_empty() =>
+        {
+            Ok(Config {
+                origin: origin.to_owned(),
+                server,
+                upstream,
+                session,
+                store,
+                providers,
+                routes,
+                teams,
+                channel,
+                identity,
+            })
+        }
+        _ => Err(p.0),
+    }
+}
+
+fn socket_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| format!("\"{text}\" is not an IP:PORT address, as in \"127.0.0.1:3001\""))
+}
+
+fn server(raw: &RawServer, ctx: &Context<'_>, p: &mut Problems) -> Option<ServerConfig> {
+    let listen = p.check("server.listen", socket_addr(&raw.listen));
+    let public_url = p.check("server.public_url", PublicUrl::parse(&raw.public_url));
+    let admin_listen = match &raw.admin_listen {
+        Some(a) => p.check("server.admin_listen", socket_addr(a)).map(Some),
+        None => Some(None),
+    };
+    if let (Some(l), Some(Some(a))) = (listen, admin_listen) {
+        if l == a {
+            p.add("server.admin_listen", format!("\"{a}\" is also server.listen; use another port"));
+        }
+    }
+    let tls = match (&raw.tls_cert, &raw.tls_key) {
+        (None, None) => Some(None),
+        (Some(cert), Some(key)) => {
+            let cert = ctx.base_dir.join(cert);
+            let key = ctx.base_dir.join(key);
+            let r = crate::tls::check_pem_pair(&cert, &key);
+            p.check("server.tls_cert", r).map(|()| Some(TlsFiles { cert, key }))
+        }
+        (Some(_), None) => {
+            p.add("server.tls_key", "is missing; tls_cert and tls_key go together");
+            None
+        }
+        (None, Some(_)) => {
+            p.add("server.tls_cert", "is missing; tls_cert and tls_key go together");
+            None
+        }
+    };
+    let mut trusted_proxies = Vec::new();
+    for (i, cidr) in raw.trusted_proxies.iter().enumerate() {
+        let parsed = cidr
+            .parse::<IpNet>()
+            .or_else(|_| cidr.parse::<std::net::IpAddr>().map(IpNet::from))
+            .map_err(|_| format!("\"{cidr}\" is not a CIDR such as \"10.0.0.0/8\" or an IP address"));
+        trusted_proxies.extend(p.check(format!("server.trusted_proxies[{i}]"), parsed));
+    }
+    let mut allowed_hosts: Vec<AllowedHost> = public_url.iter().map(AllowedHost::from_public_url).collect();
+    for (i, h) in raw.extra_hosts.iter().enumerate() {
+        allowed_hosts.extend(p.check(format!("server.extra_hosts[{i}]"), AllowedHost::parse(h)));
+    }
+    if raw.threads == 0 || raw.threads > 256 {
+        p.add("server.threads", format!("{} is out of range; use 1 to 256", raw.threads));
+    }
+    Some(ServerConfig {
+        listen: listen?,
+        public_url: public_url?,
+        tls: tls?,
+        admin_listen: admin_listen?,
+        trusted_proxies,
+        allowed_hosts,
+        threads: raw.threads,
+        shutdown_grace: raw.shutdown_grace,
+        shutdown_timeout: raw.shutdown_timeout,
+    })
+}
+
+fn upstream(raw: &RawUpstream, p: &mut Problems) -> Option<UpstreamConfig> {
+    if raw.addrs.is_empty() {
+        p.add("upstream.addrs", "is empty; list at least one \"host:port\"");
+    }
+    for (i, a) in raw.addrs.iter().enumerate() {
+        let ok = a
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok {
+            p.add(format!("upstream.addrs[{i}]"), format!("\"{a}\" is not a host:port, as in \"127.0.0.1:3000\""));
+        }
+    }
+    if let Some(path) = &raw.health_check_path {
+        if !path.starts_with('/') {
+            p.add("upstream.health_check_path", format!("\"{path}\" must start with '/'"));
+        }
+    }
+    if raw.sni.is_some() && !raw.tls {
+        p.add("upstream.sni", "is set but upstream.tls is false");
+    }
+    let tls_sni = raw.tls.then(|| raw.sni.clone().unwrap_or_default());
+    Some(UpstreamConfig {
+        addrs: raw.addrs.clone(),
+        tls_sni,
+        health_check_interval: p.check("upstream.health_check_interval", Ttl::new(raw.health_check_interval))?,
+        health_check_path: raw.health_check_path.clone(),
+        connect_timeout: p.check("upstream.connect_timeout", Ttl::new(raw.connect_timeout))?,
+        read_timeout: raw.read_timeout,
+        idle_timeout: p.check("upstream.idle_timeout", Ttl::new(raw.idle_timeout))?,
+    })
+}
+
+fn session(raw: &RawSession, ctx: &Context<'_>, p: &mut Problems) -> Option<SessionConfig> {
+    let refs: Vec<(String, &String)> = match &raw.secret {
+        RawSecrets::One(s) => vec![("session.secret".to_owned(), s)],
+        RawSecrets::Many(list) => {
+            if list.is_empty() {
+                p.add("session.secret", "is an empty list; give at least one secret reference");
+            }
+            list.iter().enumerate().map(|(i, s)| (format!("session.secret[{i}]"), s)).collect()
+        }
+    };
+    let mut secrets = Vec::new();
+    for (key, reference) in refs {
+        let resolved = secret::resolve(reference, ctx.env, ctx.base_dir).and_then(SessionSecret::parse);
+        secrets.extend(p.check(key, resolved));
+    }
+    let cookie_name = p.check("session.cookie_name", CookieName::parse(&raw.cookie_name));
+    let same_site = p.check("session.cookie_same_site", SameSite::parse(&raw.cookie_same_site));
+    if same_site == Some(SameSite::None) && !raw.cookie_secure {
+        p.add("session.cookie_secure", "must be true while cookie_same_site = \"none\" (browsers drop the cookie otherwise)");
+    }
+    Some(SessionConfig {
+        secrets,
+        token_ttl: p.check("session.token_ttl", Ttl::new(raw.token_ttl))?,
+        ticket_ttl: p.check("session.ticket_ttl", Ttl::new(raw.ticket_ttl))?,
+        cookie_name: cookie_name?,
+        cookie_secure: raw.cookie_secure,
+        cookie_same_site: same_site?,
+        cookie_partitioned: raw.cookie_partitioned,
+    })
+}
+
+fn store(raw: &RawStore, p: &mut Problems) -> Option<StoreConfig> {
+    match (raw.kind.as_str(), &raw.url) {
+        ("memory", None) => Some(StoreConfig::Memory),
+        ("memory", Some(_)) => {
+            p.add("store.url", "is only used with store.kind = \"redis\"");
+            None
+        }
+        ("redis", None) => {
+            p.add("store.url", "is missing; store.kind = \"redis\" needs a url such as \"redis://127.0.0.1:6379/0\"");
+            None
+        }
+        ("redis", Some(u)) => {
+            let url = Url::parse(u).map_err(|e| format!("\"{u}\" is not a URL: {e}"));
+            let url = url.and_then(|url| match url.scheme() {
+                "redis" | "rediss" => Ok(url),
+                s => Err(format!("scheme \"{s}\" is not redis or rediss")),
+            });
+            p.check("store.url", url).map(|url| StoreConfig::Redis { url })
+        }
+        (other, _) => {
+            p.add("store.kind", format!("\"{other}\" is not a store kind; valid: memory, redis"));
+            None
+        }
+    }
+}
+
+fn url_field(p: &mut Problems, key: String, value: &Option<String>, required: bool) -> Option<Option<Url>> {
+    match value {
+        None if required => {
+            p.add(key, "is missing");
+            None
+        }
+        None => Some(None),
+        Some(text) => {
+            let parsed = Url::parse(text).map_err(|e| format!("\"{text}\" is not a URL: {e}"));
+            let parsed = parsed.and_then(|u| match u.scheme() {
+                "https" | "http" => Ok(u),
+                s => Err(format!("\"{text}\" has scheme \"{s}\"; use https")),
+            });
+            p.check(key, parsed).map(Some)
+        }
+    }
+}
+
+fn providers(
+    raw: &BTreeMap<String, RawProvider>,
+    dev_allowed: bool,
+    ctx: &Context<'_>,
+    p: &mut Problems,
+) -> Vec<ProviderConfig> {
+    let mut out = Vec::new();
+    for (name, rp) in raw {
+        let base = format!("providers.{name}");
+        let Some(pname) = p.check(base.clone(), ProviderName::parse(name)) else { continue };
+        let kind = match rp.kind.as_str() {
+            "entra" => Some(ProviderKind::Entra { tenant: rp.tenant.clone().unwrap_or_else(|| "common".to_owned()) }),
+            "google" => Some(ProviderKind::Google),
+            "github" => Some(ProviderKind::Github),
+            "oidc" => url_field(p, format!("{base}.issuer"), &rp.issuer, true)
+                .flatten()
+                .map(|issuer| ProviderKind::Oidc { issuer }),
+            "oauth2" => {
+                let a = url_field(p, format!("{base}.authorize_url"), &rp.authorize_url, true).flatten();
+                let t = url_field(p, format!("{base}.token_url"), &rp.token_url, true).flatten();
+                let u = url_field(p, format!("{base}.userinfo_url"), &rp.userinfo_url, false);
+                match (a, t, u) {
+                    (Some(authorize_url), Some(token_url), Some(userinfo_url)) => {
+                        Some(ProviderKind::OAuth2 { authorize_url, token_url, userinfo_url })
+                    }
+                    _ => None,
+                }
+            }
+            "dev" => {
+                if !dev_allowed {
+                    p.add(
+                        format!("{base}.kind"),
+                        "\"dev\" is refused on a non-loopback listener; set server.allow_dev_provider = true to allow it",
+                    );
+                }
+                Some(ProviderKind::Dev)
+            }
+            other => {
+                p.add(
+                    format!("{base}.kind"),
+                    format!("\"{other}\" is not a provider kind; valid: entra, google, github, oidc, oauth2, dev"),
+                );
+                None
+            }
+        };
+        if rp.tenant.is_some() && rp.kind != "entra" {
+            p.add(format!("{base}.tenant"), "is only used with kind = \"entra\"");
+        }
+        let is_dev = rp.kind == "dev";
+        let client_id = match &rp.client_id {
+            Some(id) if !id.trim().is_empty() => Some(id.clone()),
+            Some(_) => {
+                p.add(format!("{base}.client_id"), "is empty");
+                None
+            }
+            None if is_dev => Some("gateway-dev".to_owned()),
+            None => {
+                p.add(format!("{base}.client_id"), "is missing");
+                None
+            }
+        };
+        let client_secret = match &rp.client_secret {
+            Some(r) => p.check(format!("{base}.client_secret"), secret::resolve(r, ctx.env, ctx.base_dir)).map(Some),
+            None => Some(None),
+        };
+        let revocation_url = url_field(p, format!("{base}.revocation_url"), &rp.revocation_url, false);
+        let scopes = rp.scopes.clone().unwrap_or_else(|| default_scopes(&rp.kind));
+        if let (Some(kind), Some(client_id), Some(client_secret), Some(revocation_url)) =
+            (kind, client_id, client_secret, revocation_url)
+        {
+            out.push(ProviderConfig {
+                display_name: rp.display_name.clone().unwrap_or_else(|| name.clone()),
+                name: pname,
+                kind,
+                client_id,
+                client_secret,
+                scopes,
+                revocation_url,
+            });
+        }
+    }
+    out
+}
+
+fn default_scopes(kind: &str) -> Vec<String> {
+    let scopes: &[&str] = match kind {
+        "github" => &["read:user", "user:email"],
+        "oauth2" => &[],
+        "entra" => &["openid", "profile", "email", "offline_access"],
+        _ => &["openid", "profile", "email"],
+    };
+    scopes.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn route(i: usize, raw: &RawRoute, names: &[ProviderName], p: &mut Problems) -> Option<RouteRule> {
+    let base = format!("routes[{i}]");
+    if !raw.prefix.starts_with('/') {
+        p.add(format!("{base}.prefix"), format!("\"{}\" must start with '/'", raw.prefix));
+    }
+    let methods = raw.methods.as_ref().map(|ms| {
+        ms.iter()
+            .filter_map(|m| {
+                let parsed = Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| format!("\"{m}\" is not an HTTP method"));
+                p.check(format!("{base}.methods"), parsed)
+            })
+            .collect::<Vec<_>>()
+    });
+    let require = match &raw.require {
+        RawRequire::Word(w) if w == "any" => Require::Any,
+        RawRequire::Word(w) => {
+            p.add(format!("{base}.require"), format!("\"{w}\" is not valid; use \"any\" or a list of provider names"));
+            return None;
+        }
+        RawRequire::List(list) => {
+            if list.is_empty() {
+                p.add(format!("{base}.require"), "is an empty list; name at least one provider or use \"any\"");
+            }
+            let mut out = Vec::new();
+            for n in list {
+                match names.iter().find(|k| k.as_str() == n) {
+                    Some(k) => out.push(k.clone()),
+                    None => p.add(format!("{base}.require"), unknown_provider(n, names)),
+                }
+            }
+            Require::Providers(out)
+        }
+    };
+    Some(RouteRule {
+        prefix: raw.prefix.clone(),
+        methods,
+        require,
+        forward_access_token: raw.forward_access_token,
+    })
+}
+
+fn unknown_provider(name: &str, names: &[ProviderName]) -> String {
+    let known: Vec<&str> = names.iter().map(ProviderName::as_str).collect();
+    if known.is_empty() {
+        format!("provider \"{name}\" is not defined; no [providers.*] table exists")
+    } else {
+        format!("provider \"{name}\" is not defined; defined: {}", known.join(", "))
+    }
+}
+
+fn teams(raw: &RawTeams, names: &[ProviderName], p: &mut Problems) -> Option<TeamsConfig> {
+    if !raw.bot_path.starts_with('/') {
+        p.add("teams.bot_path", format!("\"{}\" must start with '/'", raw.bot_path));
+    }
+    if raw.app_id.trim().is_empty() {
+        p.add("teams.app_id", "is empty");
+    }
+    let provider = names.iter().find(|k| k.as_str() == raw.provider).cloned();
+    if provider.is_none() {
+        p.add("teams.provider", unknown_provider(&raw.provider, names));
+    }
+    let metadata = raw.openid_metadata.clone().or_else(|| Some(BOT_FRAMEWORK_METADATA.to_owned()));
+    let openid_metadata = url_field(p, "teams.openid_metadata".to_owned(), &metadata, true).flatten();
+    Some(TeamsConfig {
+        bot_path: raw.bot_path.clone(),
+        provider: provider?,
+        app_id: raw.app_id.clone(),
+        verify_bot_token: raw.verify_bot_token,
+        openid_metadata: openid_metadata?,
+        code_ttl: p.check("teams.code_ttl", Ttl::new(raw.code_ttl))?,
+        pass_through: raw.pass_through,
+    })
+}
+
+fn channel(raw: &RawChannel, p: &mut Problems) -> Option<ChannelConfig> {
+    let mut allowed_origins = Vec::new();
+    for (i, o) in raw.allowed_origins.iter().enumerate() {
+        let parsed = PublicUrl::parse(o).map(|u| u.origin()).map_err(|_| {
+            format!("\"{o}\" is not an origin such as \"https://addin.example.com\" (scheme, host, optional port)")
+        });
+        allowed_origins.extend(p.check(format!("channel.allowed_origins[{i}]"), parsed));
+    }
+    if let Some(path) = &raw.socketio_path {
+        if !path.starts_with('/') || path.starts_with("/_gateway/") || path.starts_with("/connect/") {
+            p.add("channel.socketio_path", format!("\"{path}\" must start with '/' and not be a gateway route"));
+        }
+    }
+    if raw.max_sockets_per_session == 0 {
+        p.add("channel.max_sockets_per_session", "must be at least 1");
+    }
+    Some(ChannelConfig {
+        allowed_origins,
+        socketio_path: raw.socketio_path.clone(),
+        max_sockets_per_session: raw.max_sockets_per_session,
+        ping_interval: p.check("channel.ping_interval", Ttl::new(raw.ping_interval))?,
+    })
+}
+
+fn identity(raw: &RawIdentity, p: &mut Problems) -> Option<IdentityHeaderNames> {
+    let mut header = |key: &str, value: &str| {
+        let parsed = HeaderName::from_bytes(value.as_bytes())
+            .map_err(|_| format!("\"{value}\" is not a valid header name"));
+        p.check(format!("identity.{key}"), parsed)
+    };
+    let names = IdentityHeaderNames {
+        user: header("user_header", &raw.user_header)?,
+        email: header("email_header", &raw.email_header)?,
+        preferred_username: header("preferred_username_header", &raw.preferred_username_header)?,
+        name: header("name_header", &raw.name_header)?,
+        provider: header("provider_header", &raw.provider_header)?,
+        access_token: header("access_token_header", &raw.access_token_header)?,
+    };
+    let all = names.all();
+    for (i, a) in all.iter().enumerate() {
+        if all[..i].contains(a) {
+            p.add("identity", format!("header name \"{a}\" is used twice"));
+            return None;
+        }
+    }
+    Some(names)
+}

@@ -1,0 +1,19 @@
+//! `gateway`: an authentication reverse proxy for Office add-in and Teams app servers.
+//!
+//! # Layout
+//! - [`config`]: TOML schema, defaults, validation, secret references
+//! - [`identity`]: identity header names, stripping and injection
+//! - [`proxy`]: the Pingora `ProxyHttp` implementation, route table, upstream selection
+//! - [`app`]: wiring a validated config into a Pingora server
+//! - [`tls`]: listener TLS checks and the dev certificate authority
+//! - [`metrics`]: metric names and the admin listener
+//! - [`logging`]: the tracing subscriber
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod config;
+pub mod identity;
+pub mod logging;
+pub mod metrics;
+pub mod proxy;
+pub mod tls;

@@ -1,0 +1,104 @@
+//! The `gateway` command: run | check-config | certs (and `demo`, coming with the dev provider).
+//!
+//! Exit codes (design: CLI contract): 0 ok, 2 bad config or usage, 1 runtime failure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gateway::logging::{self, LogFormat};
+
+#[derive(Parser)]
+#[command(name = "gateway", version, about = "Authentication gateway for Office add-in and Teams app servers")]
+struct Cli {
+    /// Config file (same as `gateway run --config FILE`).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run,
+    /// Validate a config file and exit: 0 when valid, 2 with every problem listed.
+    CheckConfig,
+    /// Write a development CA and a localhost certificate (PEM) into DIR.
+    Certs {
+        /// Output folder.
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // design: CLI contract, usage errors exit 2 (help and version exit 0)
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(cli.config, cli.log_format),
+        Command::CheckConfig => check_config(cli.config),
+        Command::Certs { out } => certs(&out),
+    }
+}
+
+fn load(config: Option<PathBuf>) -> Result<gateway::config::Config, ExitCode> {
+    let Some(path) = config else {
+        eprintln!("gateway: --config FILE is required");
+        return Err(ExitCode::from(2));
+    };
+    gateway::config::load(&path).map_err(|errors| {
+        eprintln!("{errors}");
+        ExitCode::from(2)
+    })
+}
+
+fn run(config: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
+    logging::init(log_format);
+    let config = match load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match gateway::app::run(config, gateway::app::signal_run_args()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway: {}", anyhow::Error::from(e).chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": "));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check_config(config: Option<PathBuf>) -> ExitCode {
+    let path = config.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    match load(config) {
+        Ok(_) => {
+            println!("{path}: ok");
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn certs(out: &std::path::Path) -> ExitCode {
+    match gateway::tls::write_dev_certs(out) {
+        Ok(p) => {
+            println!("wrote {}, {} (CA) and {}, {} (localhost)", p.ca_cert.display(), p.ca_key.display(), p.cert.display(), p.key.display());
+            println!("trust {} to use https://localhost without warnings (see certs/README.md)", p.ca_cert.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let chain: Vec<String> = anyhow::Error::from(e).chain().map(|c| c.to_string()).collect();
+            eprintln!("gateway: {}", chain.join(": "));
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Prometheus metrics: names, one registry per gateway, and the admin listener that serves them.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::Response;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+
+/// Requests answered, by route class and status code.
+pub const REQUESTS_TOTAL: &str = "gateway_requests_total";
+/// Failed connection attempts to upstreams.
+pub const UPSTREAM_CONNECT_FAILURES_TOTAL: &str = "gateway_upstream_connect_failures_total";
+/// Request duration in seconds, by route class.
+pub const REQUEST_DURATION_SECONDS: &str = "gateway_request_duration_seconds";
+
+/// The metrics of one gateway.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    connect_failures: IntCounter,
+    duration: HistogramVec,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(Opts::new(REQUESTS_TOTAL, "requests answered"), &["route", "status"])?;
+        let connect_failures =
+            IntCounter::new(UPSTREAM_CONNECT_FAILURES_TOTAL, "failed connection attempts to upstreams")?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(REQUEST_DURATION_SECONDS, "request duration in seconds")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["route"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(connect_failures.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        Ok(Self { registry, requests, connect_failures, duration })
+    }
+
+    /// Counts one answered request; `route` is a fixed label from `proxy::route`.
+    pub fn observe_request(&self, route: &'static str, status: u16, elapsed: Duration) {
+        let status = status.to_string();
+        self.requests.with_label_values(&[route, status.as_str()]).inc();
+        self.duration.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one failed upstream connection.
+    pub fn observe_connect_failure(&self) {
+        self.connect_failures.inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+/// The admin listener's app: `/metrics` and `/health`.
+pub struct AdminApp {
+    metrics: Metrics,
+}
+
+impl AdminApp {
+    /// Serves these metrics.
+    pub fn new(metrics: Metrics) -> Self {
+        Self { metrics }
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let (status, content_type, body) = match session.req_header().uri.path() {
+            "/metrics" => (200, "text/plain; version=0.0.4", self.metrics.render()),
+            "/health" | "/_gateway/health" => (200, "application/json", br#"{"status":"ok"}"#.to_vec()),
+            _ => (404, "text/plain", b"not found\n".to_vec()),
+        };
+        let len = body.len();
+        Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(http::header::CONTENT_LENGTH, len)
+            .body(body)
+            .unwrap_or_default()
+    }
+}

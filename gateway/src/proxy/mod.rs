@@ -1,0 +1,178 @@
+//! The request path: the one `impl ProxyHttp` of the gateway.
+//!
+//! | Pingora phase | what the gateway does, in order | calls |
+//! |---|---|---|
+//! | `new_ctx` | empty [`RequestCtx`] | `proxy::ctx` |
+//! | `request_filter` | 1 strip identity and untrusted forwarding headers; 2 `Host` check → 421; 3 classify the route; a gateway route is answered here (`Ok(true)`); an upgrade loses the idle read timeout | `identity`, `proxy::forwarded`, `proxy::route`, `proxy::respond` |
+//! | `upstream_peer` | next healthy upstream, else 502 | `proxy::upstream` |
+//! | `upstream_request_filter` | set `X-Forwarded-For/-Proto/-Host` | `proxy::forwarded` |
+//! | `fail_to_connect` | count the failure | `metrics` |
+//! | `fail_to_proxy` | 502/504 page or JSON by `Accept`, naming no internal address | `proxy::respond` |
+//! | `logging` | one access line; metrics | `metrics` |
+
+pub mod ctx;
+pub mod forwarded;
+pub mod respond;
+pub mod route;
+pub mod upstream;
+
+use async_trait::async_trait;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorType, Result};
+
+use crate::config::{types::AllowedHost, Config};
+use crate::identity::HeaderPolicy;
+use crate::metrics::Metrics;
+pub use ctx::RequestCtx;
+use route::Route;
+use upstream::Upstreams;
+
+/// The gateway's proxy logic; one instance serves every request.
+pub struct Gateway {
+    headers: HeaderPolicy,
+    allowed_hosts: Vec<AllowedHost>,
+    trusted_proxies: Vec<ipnet::IpNet>,
+    https: bool,
+    upstreams: Upstreams,
+    metrics: Metrics,
+}
+
+impl Gateway {
+    /// Builds the request path from a validated config and the upstream set.
+    pub fn new(config: &Config, upstreams: Upstreams, metrics: Metrics) -> Self {
+        Self {
+            headers: HeaderPolicy::from_config(&config.identity),
+            allowed_hosts: config.server.allowed_hosts.clone(),
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            https: config.server.tls.is_some(),
+            upstreams,
+            metrics,
+        }
+    }
+
+    /// Step 1 of the design: remove every header a client may not set.
+    fn strip_headers(&self, session: &mut Session, ctx: &mut RequestCtx) {
+        ctx.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        ctx.trusted_peer = forwarded::is_trusted(ctx.client_ip, &self.trusted_proxies);
+        let req = session.req_header_mut();
+        for name in self.headers.headers_to_strip(req.headers.keys(), ctx.trusted_peer) {
+            req.remove_header(&name);
+        }
+    }
+
+    /// The `Host` (HTTP/1.1) or `:authority` (HTTP/2) the client used.
+    fn request_host(session: &Session) -> Option<String> {
+        let req = session.req_header();
+        match req.headers.get(http::header::HOST) {
+            Some(h) => h.to_str().ok().map(str::to_owned),
+            None => req.uri.authority().map(|a| a.as_str().to_owned()),
+        }
+    }
+
+    fn wants_json(session: &Session) -> bool {
+        let accept = session.req_header().headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
+        respond::wants_json(accept)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        self.strip_headers(session, ctx);
+        ctx.host = Self::request_host(session);
+        let default_port = if self.https { 443 } else { 80 };
+        if !forwarded::is_allowed_host(ctx.host.as_deref(), &self.allowed_hosts, default_port) {
+            respond::write(session, respond::misdirected(Self::wants_json(session))).await?;
+            return Ok(true);
+        }
+        ctx.route = route::classify(session.req_header().uri.path());
+        match ctx.route {
+            Route::Health => {
+                let (healthy, total) = self.upstreams.health_counts();
+                respond::write(session, respond::health(healthy, total)).await?;
+                Ok(true)
+            }
+            Route::Upstream => {
+                ctx.upgrade = session.is_upgrade_req();
+                if ctx.upgrade {
+                    // design: Pingora facts, the 60 s read timeout also cuts idle upgraded connections
+                    session.set_read_timeout(None);
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let peer = self
+            .upstreams
+            .next_peer(ctx.upgrade)
+            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(502), "no healthy upstream"))?;
+        ctx.upstream = Some(peer._address.to_string());
+        Ok(peer)
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut pingora::http::RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let header = |name: &str| upstream_request.headers.get(name).and_then(|v| v.to_str().ok());
+        let trusted = ctx.trusted_peer.then(|| forwarded::TrustedValues {
+            xff: header(forwarded::X_FORWARDED_FOR),
+            proto: header(forwarded::X_FORWARDED_PROTO),
+            host: header(forwarded::X_FORWARDED_HOST),
+        });
+        let values = forwarded::forwarding_values(ctx.client_ip, self.https, ctx.host.as_deref(), trusted);
+        for (name, value) in values {
+            upstream_request.insert_header(name, value)?;
+        }
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        _ctx: &mut RequestCtx,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        self.metrics.observe_connect_failure();
+        e
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut RequestCtx) -> FailToProxy {
+        let status = respond::status_for(e);
+        if status > 0 {
+            let body = respond::proxy_failure(status, Self::wants_json(session));
+            if let Err(write_err) = respond::write(session, body).await {
+                tracing::debug!(error = %write_err, "could not send the error response");
+            }
+        }
+        FailToProxy { error_code: status, can_reuse_downstream: false }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let elapsed = ctx.started.elapsed();
+        self.metrics.observe_request(ctx.route.label(), status, elapsed);
+        let req = session.req_header();
+        tracing::info!(
+            method = %req.method,
+            path = req.uri.path(),
+            status,
+            route = ctx.route.label(),
+            upstream = ctx.upstream.as_deref().unwrap_or("-"),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "access"
+        );
+    }
+}
