@@ -32,13 +32,14 @@ pub enum AppError {
 
 /// Pingora's server settings, built from ours (never read from a YAML file).
 fn server_conf(server: &ServerConfig) -> ServerConf {
-    let mut conf = ServerConf::default();
-    conf.threads = server.threads;
-    // design: Pingora facts, SIGTERM otherwise waits 300 s
-    conf.grace_period_seconds = Some(server.shutdown_grace.as_secs_f64().ceil() as u64);
-    conf.graceful_shutdown_timeout_seconds = Some(server.shutdown_timeout.as_secs_f64().ceil() as u64);
-    conf.upstream_keepalive_pool_size = 256;
-    conf
+    ServerConf {
+        threads: server.threads,
+        // design: Pingora facts, SIGTERM otherwise waits 300 s
+        grace_period_seconds: Some(server.shutdown_grace.as_secs_f64().ceil() as u64),
+        graceful_shutdown_timeout_seconds: Some(server.shutdown_timeout.as_secs_f64().ceil() as u64),
+        upstream_keepalive_pool_size: 256,
+        ..ServerConf::default()
+    }
 }
 
 /// Builds the server: the proxy service on `server.listen`, the upstream health check and,

@@ -71,7 +71,10 @@ fn run(config: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
     match gateway::app::run(config, gateway::app::signal_run_args()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gateway: {}", anyhow::Error::from(e).chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": "));
+            eprintln!(
+                "gateway: {}",
+                anyhow::Error::from(e).chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+            );
             ExitCode::from(1)
         }
     }
@@ -91,7 +94,13 @@ fn check_config(config: Option<PathBuf>) -> ExitCode {
 fn certs(out: &std::path::Path) -> ExitCode {
     match gateway::tls::write_dev_certs(out) {
         Ok(p) => {
-            println!("wrote {}, {} (CA) and {}, {} (localhost)", p.ca_cert.display(), p.ca_key.display(), p.cert.display(), p.key.display());
+            println!(
+                "wrote {}, {} (CA) and {}, {} (localhost)",
+                p.ca_cert.display(),
+                p.ca_key.display(),
+                p.cert.display(),
+                p.key.display()
+            );
             println!("trust {} to use https://localhost without warnings (see certs/README.md)", p.ca_cert.display());
             ExitCode::SUCCESS
         }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -56,8 +56,8 @@ pub fn check_pem_pair(cert: &Path, key: &Path) -> Result<(), String> {
     if chain.is_empty() {
         return Err(format!("{} holds no PEM certificate", cert.display()));
     }
-    let private = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("{} is not a PEM private key: {e}", key.display()))?;
+    let private =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{} is not a PEM private key: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -75,7 +75,8 @@ pub fn write_dev_certs(dir: &Path) -> Result<DevCertPaths, TlsError> {
     let mut ca_params = CertificateParams::default();
     ca_params.distinguished_name = name("gateway development CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     ca_params.not_before = now - Duration::days(1);
     ca_params.not_after = now + Duration::days(3650);
     let ca_key = KeyPair::generate().map_err(TlsError::Generate)?;

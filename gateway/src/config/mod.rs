@@ -37,7 +37,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 pub fn load_str(text: &str, origin: &str, env: EnvLookup<'_>) -> Result<Config, ConfigErrors> {
     let fail = |errors| ConfigErrors { origin: origin.to_owned(), errors };
     let raw = parse(text).map_err(|e| fail(vec![e]))?;
-    let ctx = validate::Context { env, base_dir: Path::new(".") };
+    let ctx = validate::Context { env, base_dir: Path::new("") };
     validate::validate(raw, origin, &ctx).map_err(fail)
 }
 
@@ -54,6 +54,11 @@ fn parse(text: &str) -> Result<raw::RawConfig, ConfigError> {
 fn toml_error(text: &str, e: &toml::de::Error, key: String) -> ConfigError {
     let (line, column) = e.span().map_or((1, 1), |span| line_col(text, span.start));
     let mut problem = e.message().trim_end_matches('.').replace('\n', " ");
+    if key.is_empty() {
+        if let Some(table) = problem.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
+            problem = format!("missing table [{table}]");
+        }
+    }
     if let Some(hint) = did_you_mean(&problem) {
         problem.push_str(&format!("; did you mean `{hint}`?"));
     }

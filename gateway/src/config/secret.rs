@@ -37,7 +37,8 @@ pub fn resolve(reference: &str, env: EnvLookup<'_>, base_dir: &Path) -> Result<S
             Err(e) => Err(format!("cannot read secret file {path}: {e}")),
         };
     }
-    Err("must be a secret reference \"env:NAME\" or \"file:PATH\"; secrets are never written in the TOML itself".to_owned())
+    Err("must be a secret reference \"env:NAME\" or \"file:PATH\"; secrets are never written in the TOML itself"
+        .to_owned())
 }
 
 #[cfg(test)]

@@ -53,3 +53,85 @@ fn secret_values_never_appear_in_messages() {
     assert!(e.contains("secret is 17 bytes"), "{e}");
     assert!(!e.contains("tiny-secret-value"), "{e}");
 }
+
+fn fixture_env(name: &str) -> Option<String> {
+    match name {
+        "GATEWAY_SECRET" => Some(SECRET.to_owned()),
+        "SHORT_SECRET" => Some("only-twenty-bytes-ok".to_owned()),
+        _ => None,
+    }
+}
+
+/// Every file in `tests/fixtures/config/bad/` fails with exactly the message in its `.expected`
+/// sibling (`GATEWAY_BLESS=1` rewrites them; review the diff before committing).
+#[test]
+fn broken_config_files_give_their_exact_messages() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/config/bad");
+    let bless = std::env::var_os("GATEWAY_BLESS").is_some();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "only {} fixtures", files.len());
+    let mut mismatches = Vec::new();
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let got = match load_str(&text, &name, &fixture_env) {
+            Ok(_) => format!("{name}: unexpectedly valid"),
+            Err(e) => e.to_string(),
+        };
+        let expected_path = path.with_extension("expected");
+        if bless {
+            std::fs::write(&expected_path, format!("{got}\n")).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if expected.trim_end() != got {
+            mismatches.push(format!("{name}\n  expected: {}\n  got:      {got}", expected.trim_end()));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn secrets_in_fixture_messages_are_never_echoed() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/config/bad/07-literal-secret.toml"),
+    )
+    .unwrap();
+    let e = load_str(&text, "07.toml", &fixture_env).unwrap_err().to_string();
+    assert!(!e.contains("correct-horse"), "{e}");
+}
+
+/// `config/gateway.toml` shows every default at its default value.
+#[test]
+fn annotated_example_shows_the_defaults() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.toml");
+    let raw: raw::RawConfig = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    use defaults::*;
+    assert_eq!(raw.server.threads, DEFAULT_THREADS);
+    assert_eq!(raw.server.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
+    assert_eq!(raw.server.shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT);
+    assert_eq!(raw.upstream.health_check_interval, DEFAULT_HEALTH_CHECK_INTERVAL);
+    assert_eq!(raw.upstream.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+    assert_eq!(raw.upstream.idle_timeout, DEFAULT_UPSTREAM_IDLE_TIMEOUT);
+    assert_eq!(raw.session.token_ttl, DEFAULT_TOKEN_TTL);
+    assert_eq!(raw.session.ticket_ttl, DEFAULT_TICKET_TTL);
+    assert_eq!(raw.session.cookie_name, DEFAULT_COOKIE_NAME);
+    assert_eq!(raw.session.cookie_same_site, DEFAULT_COOKIE_SAME_SITE);
+    assert_eq!(raw.store.kind, DEFAULT_STORE_KIND);
+    assert_eq!(raw.channel.max_sockets_per_session, DEFAULT_MAX_SOCKETS_PER_SESSION);
+    assert_eq!(raw.channel.ping_interval, DEFAULT_PING_INTERVAL);
+    let teams = raw.teams.unwrap();
+    assert_eq!(teams.code_ttl, DEFAULT_CODE_TTL);
+    assert_eq!(teams.verify_bot_token, DEFAULT_VERIFY_BOT_TOKEN);
+    assert_eq!(raw.identity.user_header, DEFAULT_USER_HEADER);
+    assert_eq!(raw.identity.email_header, DEFAULT_EMAIL_HEADER);
+    assert_eq!(raw.identity.preferred_username_header, DEFAULT_PREFERRED_USERNAME_HEADER);
+    assert_eq!(raw.identity.name_header, DEFAULT_NAME_HEADER);
+    assert_eq!(raw.identity.provider_header, DEFAULT_PROVIDER_HEADER);
+    assert_eq!(raw.identity.access_token_header, DEFAULT_ACCESS_TOKEN_HEADER);
+}

@@ -20,9 +20,7 @@ impl ProviderName {
                 "provider name \"{name}\" is reserved for the gateway's own routes (reserved: callback, logout)"
             ));
         }
-        let valid_chars = name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        let valid_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
         let valid_start = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
         if name.is_empty() || name.len() > 32 || !valid_chars || !valid_start {
             return Err(format!(

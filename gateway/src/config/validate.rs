@@ -54,9 +54,7 @@ pub(super) fn validate(raw: RawConfig, origin: &str, ctx: &Context<'_>) -> Resul
     let channel = channel(&raw.channel, &mut p);
     let identity = identity(&raw.identity, &mut p);
     match (server, upstream, session, store, channel, identity) {
-        (Some(server), Some(upstream), Some(session), Some(store), Some(channel), Some(identity))
-            if p.0.is_empty() =>
-        {
+        (Some(server), Some(upstream), Some(session), Some(store), Some(channel), Some(identity)) if p.0.is_empty() => {
             Ok(Config {
                 origin: origin.to_owned(),
                 server,
@@ -140,9 +138,8 @@ fn upstream(raw: &RawUpstream, p: &mut Problems) -> Option<UpstreamConfig> {
         p.add("upstream.addrs", "is empty; list at least one \"host:port\"");
     }
     for (i, a) in raw.addrs.iter().enumerate() {
-        let ok = a
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+        let ok =
+            a.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
         if !ok {
             p.add(format!("upstream.addrs[{i}]"), format!("\"{a}\" is not a host:port, as in \"127.0.0.1:3000\""));
         }
@@ -185,7 +182,10 @@ fn session(raw: &RawSession, ctx: &Context<'_>, p: &mut Problems) -> Option<Sess
     let cookie_name = p.check("session.cookie_name", CookieName::parse(&raw.cookie_name));
     let same_site = p.check("session.cookie_same_site", SameSite::parse(&raw.cookie_same_site));
     if same_site == Some(SameSite::None) && !raw.cookie_secure {
-        p.add("session.cookie_secure", "must be true while cookie_same_site = \"none\" (browsers drop the cookie otherwise)");
+        p.add(
+            "session.cookie_secure",
+            "must be true while cookie_same_site = \"none\" (browsers drop the cookie otherwise)",
+        );
     }
     Some(SessionConfig {
         secrets,
@@ -370,12 +370,7 @@ fn route(i: usize, raw: &RawRoute, names: &[ProviderName], p: &mut Problems) -> 
             Require::Providers(out)
         }
     };
-    Some(RouteRule {
-        prefix: raw.prefix.clone(),
-        methods,
-        require,
-        forward_access_token: raw.forward_access_token,
-    })
+    Some(RouteRule { prefix: raw.prefix.clone(), methods, require, forward_access_token: raw.forward_access_token })
 }
 
 fn unknown_provider(name: &str, names: &[ProviderName]) -> String {
@@ -437,8 +432,8 @@ fn channel(raw: &RawChannel, p: &mut Problems) -> Option<ChannelConfig> {
 
 fn identity(raw: &RawIdentity, p: &mut Problems) -> Option<IdentityHeaderNames> {
     let mut header = |key: &str, value: &str| {
-        let parsed = HeaderName::from_bytes(value.as_bytes())
-            .map_err(|_| format!("\"{value}\" is not a valid header name"));
+        let parsed =
+            HeaderName::from_bytes(value.as_bytes()).map_err(|_| format!("\"{value}\" is not a valid header name"));
         p.check(format!("identity.{key}"), parsed)
     };
     let names = IdentityHeaderNames {

@@ -65,9 +65,8 @@ impl HeaderPolicy {
         if self.identity.iter().any(|i| i == name) {
             return true;
         }
-        let forwarding = FORWARDING_HEADERS
-            .iter()
-            .any(|f| if f.ends_with('-') { name.starts_with(f) } else { name == *f });
+        let forwarding =
+            FORWARDING_HEADERS.iter().any(|f| if f.ends_with('-') { name.starts_with(f) } else { name == *f });
         forwarding && (!trusted || has_underscore)
     }
 }
