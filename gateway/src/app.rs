@@ -6,10 +6,23 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{Config, ServerConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora::server::ShutdownWatch;
+use pingora::services::background::{background_service, BackgroundService};
+
+use crate::auth::dev_idp::{DevClient, DevIdp, DevIdpError};
+use crate::auth::AuthService;
+use crate::channel::{Hub, StatusEvent};
+use crate::config::{Config, ProviderKind, ServerConfig, StoreConfig};
 use crate::metrics::{AdminApp, Metrics};
+use crate::providers::http_client::{HttpClient, HttpError, NetClient, RoutedClient};
+use crate::providers::ProviderRegistry;
 use crate::proxy::upstream::{UpstreamError, Upstreams};
 use crate::proxy::Gateway;
+use crate::store::memory::MemoryStore;
+use crate::store::{RemovalCause, TokenStore};
 
 /// Why the server could not be built or run.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +33,15 @@ pub enum AppError {
     /// The metrics registry could not be built.
     #[error("cannot build the metrics registry")]
     Metrics(#[source] prometheus::Error),
+    /// The dev provider could not start.
+    #[error(transparent)]
+    DevIdp(#[from] DevIdpError),
+    /// The provider HTTP client could not be built.
+    #[error("cannot build the provider HTTP client: {0}")]
+    Http(#[from] HttpError),
+    /// The configured store kind is not available in this build.
+    #[error("store kind {0} is not available yet")]
+    Store(&'static str),
     /// The TLS listener could not be set up.
     #[error("cannot set up TLS for {addr}: {reason}")]
     Tls {
@@ -49,7 +71,21 @@ pub fn build_server(config: &Config) -> Result<Server, AppError> {
     server.bootstrap();
     let metrics = Metrics::new().map_err(AppError::Metrics)?;
     let (upstreams, health_check) = Upstreams::from_config(&config.upstream)?;
-    let gateway = Gateway::new(config, upstreams, metrics.clone());
+    let store: Arc<dyn TokenStore> = match &config.store {
+        StoreConfig::Memory => Arc::new(MemoryStore::new(config.session.token_ttl.get())),
+        StoreConfig::Redis { .. } => return Err(AppError::Store("redis")),
+    };
+    let hub = Arc::new(Hub::new(config.channel.max_sockets_per_session));
+    let dev_idp = dev_idp(config)?;
+    let local = dev_idp.as_ref().map(|d| (d.issuer().to_owned(), Arc::clone(d) as Arc<dyn HttpClient>));
+    let http: Arc<dyn HttpClient> = Arc::new(RoutedClient::new(NetClient::new()?, local));
+    let providers = ProviderRegistry::from_config(config, http);
+    let auth = Arc::new(AuthService::new(config, providers, Arc::clone(&store), Arc::clone(&hub), metrics.clone()));
+    let gateway = Gateway::new(config, upstreams, auth, dev_idp, metrics.clone());
+    server.add_service(background_service(
+        "token store",
+        StoreTasks { store, hub, metrics: metrics.clone(), names: config.providers.iter().map(|p| p.name.clone()).collect() },
+    ));
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "gateway");
     let addr = config.server.listen.to_string();
@@ -72,6 +108,60 @@ pub fn build_server(config: &Config) -> Result<Server, AppError> {
         server.add_service(admin);
     }
     Ok(server)
+}
+
+/// The dev provider, when a `kind = "dev"` provider is configured.
+fn dev_idp(config: &Config) -> Result<Option<Arc<DevIdp>>, AppError> {
+    let origin = config.server.public_url.origin();
+    let clients: Vec<DevClient> = config
+        .providers
+        .iter()
+        .filter(|p| matches!(p.kind, ProviderKind::Dev))
+        .map(|p| DevClient {
+            client_id: p.client_id.clone(),
+            redirect_uri: config.server.public_url.join(&format!("/connect/{}/callback", p.name)),
+        })
+        .collect();
+    if clients.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(DevIdp::new(&origin, clients)?)))
+}
+
+/// Store housekeeping: every second, run expiry and relay removals to the channel as `auth_expired`.
+struct StoreTasks {
+    store: Arc<dyn TokenStore>,
+    hub: Arc<Hub>,
+    metrics: Metrics,
+    names: Vec<crate::config::types::ProviderName>,
+}
+
+#[async_trait]
+impl BackgroundService for StoreTasks {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let _ = &self.names;
+        let mut removals = self.store.removals();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => {
+                    self.store.run_maintenance().await;
+                    self.metrics.set_store_entries(self.store.token_count());
+                }
+                removal = removals.recv() => match removal {
+                    Ok(r) if r.cause != RemovalCause::Replaced => {
+                        self.hub.publish(&r.session, &StatusEvent::AuthExpired(vec![r.provider.to_string()]));
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "status channel missed token removals");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    }
 }
 
 /// Builds and runs the server until `args.shutdown_signal` fires, then returns.

@@ -11,6 +11,11 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod auth;
+pub mod channel;
+pub mod providers;
+pub mod session;
+pub mod store;
 pub mod config;
 pub mod identity;
 pub mod logging;

@@ -6,12 +6,18 @@ use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 /// Requests answered, by route class and status code.
 pub const REQUESTS_TOTAL: &str = "gateway_requests_total";
 /// Failed connection attempts to upstreams.
 pub const UPSTREAM_CONNECT_FAILURES_TOTAL: &str = "gateway_upstream_connect_failures_total";
+/// Sign-in steps by provider: `started`, `completed`, or the reason it failed.
+pub const LOGIN_FUNNEL_TOTAL: &str = "gateway_login_funnel_total";
+/// Token entries in the store.
+pub const STORE_ENTRIES: &str = "gateway_store_entries";
 /// Request duration in seconds, by route class.
 pub const REQUEST_DURATION_SECONDS: &str = "gateway_request_duration_seconds";
 
@@ -22,6 +28,8 @@ pub struct Metrics {
     requests: IntCounterVec,
     connect_failures: IntCounter,
     duration: HistogramVec,
+    login: IntCounterVec,
+    store_entries: IntGauge,
 }
 
 impl Metrics {
@@ -38,8 +46,12 @@ impl Metrics {
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(connect_failures.clone()))?;
+        let login = IntCounterVec::new(Opts::new(LOGIN_FUNNEL_TOTAL, "sign-in steps"), &["provider", "step"])?;
+        let store_entries = IntGauge::new(STORE_ENTRIES, "token entries in the store")?;
         registry.register(Box::new(duration.clone()))?;
-        Ok(Self { registry, requests, connect_failures, duration })
+        registry.register(Box::new(login.clone()))?;
+        registry.register(Box::new(store_entries.clone()))?;
+        Ok(Self { registry, requests, connect_failures, duration, login, store_entries })
     }
 
     /// Counts one answered request; `route` is a fixed label from `proxy::route`.
@@ -47,6 +59,16 @@ impl Metrics {
         let status = status.to_string();
         self.requests.with_label_values(&[route, status.as_str()]).inc();
         self.duration.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one sign-in step; `provider` is a configured name, `step` a fixed label.
+    pub fn observe_login(&self, provider: &str, step: &str) {
+        self.login.with_label_values(&[provider, step]).inc();
+    }
+
+    /// Sets the store-size gauge.
+    pub fn set_store_entries(&self, n: u64) {
+        self.store_entries.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Counts one failed upstream connection.

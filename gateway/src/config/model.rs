@@ -166,8 +166,8 @@ pub enum ProviderKind {
         authorize_url: Url,
         /// Token endpoint.
         token_url: Url,
-        /// Userinfo endpoint.
-        userinfo_url: Option<Url>,
+        /// Userinfo endpoint (who the user is).
+        userinfo_url: Url,
     },
     /// The built-in development provider.
     Dev,

@@ -9,7 +9,8 @@ use url::Url;
 pub const RESERVED_PROVIDER_NAMES: [&str; 2] = ["callback", "logout"];
 
 /// A provider's name: 1–32 of `a-z 0-9 _ -`, starting with a letter or digit, not reserved.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct ProviderName(String);
 
 impl ProviderName {

@@ -234,11 +234,22 @@ fn url_field(p: &mut Problems, key: String, value: &Option<String>, required: bo
         Some(text) => {
             let parsed = Url::parse(text).map_err(|e| format!("\"{text}\" is not a URL: {e}"));
             let parsed = parsed.and_then(|u| match u.scheme() {
-                "https" | "http" => Ok(u),
+                "https" => Ok(u),
+                "http" if is_loopback_url(&u) => Ok(u),
+                "http" => Err(format!("\"{text}\" uses http; use https (http is allowed only for loopback hosts)")),
                 s => Err(format!("\"{text}\" has scheme \"{s}\"; use https")),
             });
             p.check(key, parsed).map(Some)
         }
+    }
+}
+
+fn is_loopback_url(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -262,7 +273,7 @@ fn providers(
             "oauth2" => {
                 let a = url_field(p, format!("{base}.authorize_url"), &rp.authorize_url, true).flatten();
                 let t = url_field(p, format!("{base}.token_url"), &rp.token_url, true).flatten();
-                let u = url_field(p, format!("{base}.userinfo_url"), &rp.userinfo_url, false);
+                let u = url_field(p, format!("{base}.userinfo_url"), &rp.userinfo_url, true).flatten();
                 match (a, t, u) {
                     (Some(authorize_url), Some(token_url), Some(userinfo_url)) => {
                         Some(ProviderKind::OAuth2 { authorize_url, token_url, userinfo_url })

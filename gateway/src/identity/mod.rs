@@ -107,3 +107,35 @@ mod tests {
         assert_eq!(strip(&["x_forwarded_for"], true), ["x_forwarded_for"]);
     }
 }
+
+/// The identity headers for `identity` (and the access token when `forward_token`), with
+/// values that cannot form a valid header (control characters) left out.
+pub fn identity_headers(
+    names: &IdentityHeaderNames,
+    tokens: &crate::store::StoredTokens,
+    forward_token: bool,
+) -> Vec<(HeaderName, http::HeaderValue)> {
+    use secrecy::ExposeSecret;
+    let id = &tokens.identity;
+    let mut out = Vec::with_capacity(6);
+    let mut push = |name: &HeaderName, value: &str| {
+        if let Ok(v) = http::HeaderValue::from_bytes(value.as_bytes()) {
+            out.push((name.clone(), v));
+        }
+    };
+    push(&names.user, &id.subject);
+    push(&names.provider, id.provider.as_str());
+    if let Some(v) = &id.email {
+        push(&names.email, v);
+    }
+    if let Some(v) = &id.preferred_username {
+        push(&names.preferred_username, v);
+    }
+    if let Some(v) = &id.name {
+        push(&names.name, v);
+    }
+    if forward_token {
+        push(&names.access_token, tokens.access_token.expose_secret());
+    }
+    out
+}

@@ -3,15 +3,17 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use super::route::Route;
+use std::sync::Arc;
+
+use crate::store::StoredTokens;
 
 /// What one phase learns and a later phase needs.
 #[derive(Debug)]
 pub struct RequestCtx {
     /// When the request arrived.
     pub started: Instant,
-    /// Its route class.
-    pub route: Route,
+    /// Its route class label.
+    pub route: &'static str,
     /// The downstream peer's IP.
     pub client_ip: Option<IpAddr>,
     /// Whether the peer is a trusted proxy.
@@ -22,6 +24,10 @@ pub struct RequestCtx {
     pub upgrade: bool,
     /// The upstream chosen, for the access line.
     pub upstream: Option<String>,
+    /// The signed-in user's tokens, whose identity goes upstream.
+    pub tokens: Option<Arc<StoredTokens>>,
+    /// Whether the route forwards the access token.
+    pub forward_token: bool,
 }
 
 impl RequestCtx {
@@ -29,12 +35,14 @@ impl RequestCtx {
     pub fn new() -> Self {
         Self {
             started: Instant::now(),
-            route: Route::Upstream,
+            route: "upstream",
             client_ip: None,
             trusted_peer: false,
             host: None,
             upgrade: false,
             upstream: None,
+            tokens: None,
+            forward_token: false,
         }
     }
 }

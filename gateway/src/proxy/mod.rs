@@ -3,50 +3,72 @@
 //! | Pingora phase | what the gateway does, in order | calls |
 //! |---|---|---|
 //! | `new_ctx` | empty [`RequestCtx`] | `proxy::ctx` |
-//! | `request_filter` | 1 strip identity and untrusted forwarding headers; 2 `Host` check → 421; 3 classify the route; a gateway route is answered here (`Ok(true)`); an upgrade loses the idle read timeout | `identity`, `proxy::forwarded`, `proxy::route`, `proxy::respond` |
+//! | `request_filter` | 1 strip identity and untrusted forwarding headers; 2 `Host` check → 421; 3 classify the route: a gateway route is answered here (`Ok(true)`); 4 route rule: protected without live tokens → 401 JSON, else the identity goes in ctx; an upgrade loses the idle read timeout | `identity`, `proxy::forwarded`, `proxy::route`, `proxy::rules`, `auth`, `proxy::respond` |
 //! | `upstream_peer` | next healthy upstream, else 502 | `proxy::upstream` |
-//! | `upstream_request_filter` | set `X-Forwarded-For/-Proto/-Host` | `proxy::forwarded` |
+//! | `upstream_request_filter` | set `X-Forwarded-For/-Proto/-Host`; inject the identity headers | `proxy::forwarded`, `identity` |
 //! | `fail_to_connect` | count the failure | `metrics` |
 //! | `fail_to_proxy` | 502/504 page or JSON by `Accept`, naming no internal address | `proxy::respond` |
 //! | `logging` | one access line; metrics | `metrics` |
 
 pub mod ctx;
 pub mod forwarded;
+mod local;
 pub mod respond;
 pub mod route;
+pub mod rules;
 pub mod upstream;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 
-use crate::config::{types::AllowedHost, Config};
-use crate::identity::HeaderPolicy;
+use crate::auth::dev_idp::DevIdp;
+use crate::auth::guard::Access;
+use crate::auth::AuthService;
+use crate::config::{types::AllowedHost, Config, IdentityHeaderNames};
+use crate::identity::{self, HeaderPolicy};
 use crate::metrics::Metrics;
 pub use ctx::RequestCtx;
 use route::Route;
+use rules::RouteRules;
 use upstream::Upstreams;
 
 /// The gateway's proxy logic; one instance serves every request.
 pub struct Gateway {
     headers: HeaderPolicy,
+    identity_names: IdentityHeaderNames,
     allowed_hosts: Vec<AllowedHost>,
     trusted_proxies: Vec<ipnet::IpNet>,
     https: bool,
+    rules: RouteRules,
     upstreams: Upstreams,
+    auth: Arc<AuthService>,
+    dev_idp: Option<Arc<DevIdp>>,
     metrics: Metrics,
 }
 
 impl Gateway {
-    /// Builds the request path from a validated config and the upstream set.
-    pub fn new(config: &Config, upstreams: Upstreams, metrics: Metrics) -> Self {
+    /// Builds the request path from a validated config and its parts.
+    pub fn new(
+        config: &Config,
+        upstreams: Upstreams,
+        auth: Arc<AuthService>,
+        dev_idp: Option<Arc<DevIdp>>,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             headers: HeaderPolicy::from_config(&config.identity),
+            identity_names: config.identity.clone(),
             allowed_hosts: config.server.allowed_hosts.clone(),
             trusted_proxies: config.server.trusted_proxies.clone(),
             https: config.server.tls.is_some(),
+            rules: RouteRules::new(config.routes.clone()),
             upstreams,
+            auth,
+            dev_idp,
             metrics,
         }
     }
@@ -74,6 +96,34 @@ impl Gateway {
         let accept = session.req_header().headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
         respond::wants_json(accept)
     }
+
+    /// Step 3: the route rule for this path decides whether a live sign-in is needed.
+    /// Returns `true` when the request was answered (401, 400).
+    async fn guard(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        let rule = if self.rules.is_empty() {
+            None
+        } else {
+            match rules::normalize_path(req.uri.path()) {
+                Ok(path) => self.rules.find(&path, &req.method),
+                Err(_) => {
+                    respond::write(session, respond::bad_path()).await?;
+                    return Ok(true);
+                }
+            }
+        };
+        ctx.forward_token = rule.is_some_and(|r| r.forward_access_token);
+        match self.auth.authorize(&req.headers, rule).await {
+            Access::Allowed(tokens) => {
+                ctx.tokens = tokens;
+                Ok(false)
+            }
+            Access::Denied(reply) => {
+                respond::write_reply(session, reply).await?;
+                Ok(true)
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -89,25 +139,26 @@ impl ProxyHttp for Gateway {
         ctx.host = Self::request_host(session);
         let default_port = if self.https { 443 } else { 80 };
         if !forwarded::is_allowed_host(ctx.host.as_deref(), &self.allowed_hosts, default_port) {
+            ctx.route = "misdirected";
             respond::write(session, respond::misdirected(Self::wants_json(session))).await?;
             return Ok(true);
         }
-        ctx.route = route::classify(session.req_header().uri.path());
-        match ctx.route {
-            Route::Health => {
-                let (healthy, total) = self.upstreams.health_counts();
-                respond::write(session, respond::health(healthy, total)).await?;
-                Ok(true)
-            }
-            Route::Upstream => {
-                ctx.upgrade = session.is_upgrade_req();
-                if ctx.upgrade {
-                    // design: Pingora facts, the 60 s read timeout also cuts idle upgraded connections
-                    session.set_read_timeout(None);
-                }
-                Ok(false)
-            }
+        let path = session.req_header().uri.path().to_owned();
+        let route = route::classify(&path);
+        ctx.route = route.label();
+        if route != Route::Upstream {
+            self.answer_local(session, route).await?;
+            return Ok(true);
         }
+        if self.guard(session, ctx).await? {
+            return Ok(true);
+        }
+        ctx.upgrade = session.is_upgrade_req();
+        if ctx.upgrade {
+            // design: Pingora facts, the 60 s read timeout also cuts idle upgraded connections
+            session.set_read_timeout(None);
+        }
+        Ok(false)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
@@ -134,6 +185,11 @@ impl ProxyHttp for Gateway {
         let values = forwarded::forwarding_values(ctx.client_ip, self.https, ctx.host.as_deref(), trusted);
         for (name, value) in values {
             upstream_request.insert_header(name, value)?;
+        }
+        if let Some(tokens) = &ctx.tokens {
+            for (name, value) in identity::identity_headers(&self.identity_names, tokens, ctx.forward_token) {
+                upstream_request.insert_header(name, value)?;
+            }
         }
         Ok(())
     }
@@ -163,13 +219,13 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
-        self.metrics.observe_request(ctx.route.label(), status, elapsed);
+        self.metrics.observe_request(ctx.route, status, elapsed);
         let req = session.req_header();
         tracing::info!(
             method = %req.method,
             path = req.uri.path(),
             status,
-            route = ctx.route.label(),
+            route = ctx.route,
             upstream = ctx.upstream.as_deref().unwrap_or("-"),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             "access"

@@ -5,6 +5,12 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorSource, ErrorType};
 
+use crate::auth::callback::CallbackFailure;
+use crate::auth::completion::{self, Outcome};
+use crate::auth::error::FlowError;
+use crate::auth::{self, AuthService, Reply};
+use crate::store::Opener;
+
 /// A complete response the gateway answers locally.
 #[derive(Debug)]
 pub struct LocalResponse {
@@ -92,6 +98,60 @@ pub fn proxy_failure(status: u16, json: bool) -> LocalResponse {
     } else {
         LocalResponse::html(status, title, message)
     }
+}
+
+/// 413 for a gateway route body over its limit.
+pub fn too_large() -> LocalResponse {
+    LocalResponse::json(413, &serde_json::json!({"error": "payload_too_large"}))
+}
+
+/// 400 for a path that cannot be normalised.
+pub fn bad_path() -> LocalResponse {
+    LocalResponse::json(400, &serde_json::json!({"error": "bad_request", "message": "the request path is malformed"}))
+}
+
+/// 404 for a gateway path that serves nothing.
+pub fn not_found() -> Reply {
+    auth::json_reply(404, &serde_json::json!({"error": "not_found"}))
+}
+
+/// 405 naming the allowed method.
+pub fn method_not_allowed(allow: &'static str) -> Reply {
+    let mut r = auth::json_reply(405, &serde_json::json!({"error": "method_not_allowed"}));
+    r.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+    r
+}
+
+/// A failed popup start: the completion page with the OAuth error code (the popup closes).
+pub fn flow_error(e: &FlowError, provider: &str, auth: &AuthService) -> Reply {
+    let description = e.to_string();
+    let outcome = Outcome::Failure { error: e.oauth_code(), description: &description };
+    completion::page(e.status(), provider, &auth.public_origin(), Opener::Window, outcome)
+}
+
+/// A failed callback: the completion page with the OAuth error code.
+pub fn callback_failure(f: &CallbackFailure, auth: &AuthService) -> Reply {
+    let description = match &f.error {
+        FlowError::Denied { description, .. } if !description.is_empty() => description.clone(),
+        other => other.to_string(),
+    };
+    let outcome = Outcome::Failure { error: f.error.oauth_code(), description: &description };
+    completion::page(f.error.status(), &f.provider, &auth.public_origin(), f.opener, outcome)
+}
+
+/// Writes a concern module's reply as the whole answer.
+pub async fn write_reply(session: &mut Session, reply: Reply) -> pingora::Result<()> {
+    let (parts, body) = reply.into_parts();
+    let mut header = ResponseHeader::build(parts.status, Some(parts.headers.len() + 1))?;
+    for (name, value) in &parts.headers {
+        header.append_header(name.clone(), value.clone())?;
+    }
+    header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    session.write_response_header(Box::new(header), body.is_empty()).await?;
+    if !body.is_empty() {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
 }
 
 /// Writes `resp` as the whole answer to the downstream.

@@ -1,31 +1,102 @@
 //! Classifies a request path into the gateway's own routes or the upstream.
+//!
+//! Gateway routes are matched on the raw path, exactly: a variant (`/_gateway/health/../x`)
+//! is not a gateway route and goes through the route rules like any upstream request.
+
+use crate::auth::dev_idp::DEV_PREFIX;
+use crate::auth::{CONNECT_PREFIX, LOGOUT_PATH, SESSION_PATH};
 
 /// `GET /_gateway/health`: liveness of the gateway.
 pub const HEALTH_PATH: &str = "/_gateway/health";
+/// Everything under this prefix belongs to the gateway and never reaches the upstream.
+pub const GATEWAY_PREFIX: &str = "/_gateway/";
 
 /// What a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    /// The gateway's health answer.
+pub enum Route<'a> {
+    /// Health answer.
     Health,
-    /// Anything else: forwarded to an upstream.
+    /// Session JSON.
+    Session,
+    /// Popup start.
+    Connect {
+        /// Provider name from the path.
+        provider: &'a str,
+        /// Signed ticket from the path.
+        ticket: &'a str,
+    },
+    /// OAuth redirect URI.
+    Callback {
+        /// Provider name from the path.
+        provider: &'a str,
+    },
+    /// Logout.
+    Logout,
+    /// The built-in dev provider (path after its prefix).
+    DevIdp(&'a str),
+    /// Under `/_gateway/` or `/connect/` but nothing the gateway serves.
+    NotFound,
+    /// Forwarded to an upstream.
     Upstream,
 }
 
-impl Route {
+impl Route<'_> {
     /// The metrics and log label of this route class.
     pub fn label(self) -> &'static str {
         match self {
             Route::Health => "health",
+            Route::Session => "session",
+            Route::Connect { .. } => "connect",
+            Route::Callback { .. } => "callback",
+            Route::Logout => "logout",
+            Route::DevIdp(_) => "dev_idp",
+            Route::NotFound => "not_found",
             Route::Upstream => "upstream",
         }
     }
 }
 
 /// Which route `path` (without the query) is.
-pub fn classify(path: &str) -> Route {
+pub fn classify(path: &str) -> Route<'_> {
     match path {
-        HEALTH_PATH => Route::Health,
-        _ => Route::Upstream,
+        HEALTH_PATH => return Route::Health,
+        SESSION_PATH => return Route::Session,
+        LOGOUT_PATH => return Route::Logout,
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix(DEV_PREFIX) {
+        if rest.starts_with('/') {
+            return Route::DevIdp(rest);
+        }
+    }
+    if path.starts_with(GATEWAY_PREFIX) {
+        return Route::NotFound;
+    }
+    if let Some(rest) = path.strip_prefix(CONNECT_PREFIX) {
+        let mut parts = rest.split('/');
+        return match (parts.next(), parts.next(), parts.next()) {
+            (Some(p), Some("callback"), None) if !p.is_empty() => Route::Callback { provider: p },
+            (Some(p), Some(t), None) if !p.is_empty() && !t.is_empty() => Route::Connect { provider: p, ticket: t },
+            _ => Route::NotFound,
+        };
+    }
+    Route::Upstream
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_routes_are_exact() {
+        assert_eq!(classify("/connect/entra/callback"), Route::Callback { provider: "entra" });
+        assert_eq!(classify("/connect/entra/abc.def"), Route::Connect { provider: "entra", ticket: "abc.def" });
+        assert_eq!(classify("/connect/logout"), Route::Logout);
+        assert_eq!(classify("/connect//x"), Route::NotFound);
+        assert_eq!(classify("/connect/a/b/c"), Route::NotFound);
+        assert_eq!(classify("/_gateway/health/../api"), Route::NotFound);
+        assert_eq!(classify("/_gateway/dev/authorize"), Route::DevIdp("/authorize"));
+        assert_eq!(classify("/api/x"), Route::Upstream);
+        assert_eq!(classify("/_gatewayx"), Route::Upstream);
     }
 }

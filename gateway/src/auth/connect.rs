@@ -1,0 +1,37 @@
+//! `GET /connect/{provider}/{ticket}`: starts a sign-in in the popup (302 to the provider).
+
+use super::error::FlowError;
+use super::{reply, AuthRequest, AuthService, Reply};
+use crate::providers::exchange;
+use crate::session::{random_token, ticket};
+use crate::store::{FlowRecord, Opener};
+
+impl AuthService {
+    /// Verifies the ticket, records a single-use login transaction and redirects to the provider.
+    pub async fn connect(&self, provider: &str, ticket_text: &str, req: &AuthRequest<'_>) -> Result<Reply, FlowError> {
+        let session = ticket::verify_ticket(&self.keys, ticket_text)?;
+        let p = self.providers.get(provider).ok_or_else(|| FlowError::UnknownProvider(provider.to_owned()))?;
+        let resolved = p.resolve(self.providers.http()).await?;
+        // Parallel sign-ins (two popups, two tabs) each get their own state: they never collide.
+        let state = random_token(32).ok_or(FlowError::Random)?;
+        let nonce = random_token(32).ok_or(FlowError::Random)?;
+        let (challenge, verifier) = exchange::new_pkce();
+        let redirect_uri = self.redirect_uri(provider);
+        let url = exchange::authorization_url(p, &resolved, &redirect_uri, &state, challenge, &nonce)?;
+        let opener = match req.query_param("opener").as_deref() {
+            Some("office") => Opener::Office,
+            Some("teams") => Opener::Teams,
+            _ => Opener::Window,
+        };
+        let flow = FlowRecord { session, provider: p.name.clone(), pkce_verifier: verifier, nonce, opener };
+        self.store.put_flow(&state, flow).await.map_err(|_| FlowError::Store)?;
+        self.metrics.observe_login(p.name.as_str(), "started");
+        tracing::debug!(provider = %p.name, session = %session.log_tag(), "sign-in started");
+        let mut r = reply(302, "text/plain", "");
+        if let Ok(v) = http::HeaderValue::from_str(url.as_str()) {
+            r.headers_mut().insert(http::header::LOCATION, v);
+        }
+        r.headers_mut().insert("referrer-policy", http::HeaderValue::from_static("no-referrer"));
+        Ok(r)
+    }
+}

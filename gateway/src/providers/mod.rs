@@ -1,0 +1,224 @@
+//! Identity providers by name: endpoints (preset, discovered or configured), the OAuth 2.0
+//! code exchange (oauth2 crate), and who the user is (ID token, userinfo or the GitHub API).
+
+pub mod discovery;
+pub mod exchange;
+pub mod http_client;
+pub mod id_token;
+pub mod jwks;
+pub mod presets;
+pub mod userinfo;
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use tokio::sync::OnceCell;
+use url::Url;
+
+use crate::config::types::ProviderName;
+use crate::config::{Config, ProviderConfig, ProviderKind};
+use http_client::HttpClient;
+use jwks::JwksCache;
+
+/// Where a provider's users are described.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSource {
+    /// The verified ID token (OIDC).
+    IdToken,
+    /// The userinfo endpoint (plain OAuth2).
+    UserInfo,
+    /// GitHub's `/user` and `/user/emails`.
+    GitHub,
+}
+
+/// Which `iss` values an ID token may carry.
+#[derive(Debug, Clone)]
+pub enum IssuerRule {
+    /// No ID tokens.
+    None,
+    /// Exactly one of these.
+    OneOf(Vec<String>),
+    /// Entra v2.0 issuer of the token's tenant, within `tenant`.
+    Entra {
+        /// The configured tenant.
+        tenant: String,
+    },
+}
+
+impl IssuerRule {
+    /// True when `iss` (with the token's `tid`) is acceptable.
+    pub fn accepts(&self, iss: &str, tid: Option<&str>) -> bool {
+        match self {
+            IssuerRule::None => false,
+            IssuerRule::OneOf(list) => list.iter().any(|i| i == iss),
+            IssuerRule::Entra { tenant } => presets::entra_issuer_ok(tenant, iss, tid),
+        }
+    }
+
+    /// The issuer to expect in an authorization response's `iss` (RFC 9207), when fixed.
+    pub fn fixed(&self) -> Option<&str> {
+        match self {
+            IssuerRule::OneOf(list) => list.first().map(String::as_str),
+            _ => None,
+        }
+    }
+}
+
+/// A provider's endpoints.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// Authorization endpoint.
+    pub authorization: Url,
+    /// Token endpoint.
+    pub token: Url,
+    /// Userinfo endpoint.
+    pub userinfo: Option<Url>,
+    /// JWKS.
+    pub jwks: Option<Url>,
+    /// RFC 7009 revocation.
+    pub revocation: Option<Url>,
+    /// Accepted issuers.
+    pub issuer: IssuerRule,
+    /// Where users are described.
+    pub user: UserSource,
+}
+
+/// Endpoints plus the key cache that goes with them.
+pub struct Resolved {
+    /// The endpoints.
+    pub endpoints: Endpoints,
+    /// Key cache when the provider signs ID tokens.
+    pub jwks: Option<JwksCache>,
+}
+
+/// Why a provider could not be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    /// Discovery failed.
+    #[error(transparent)]
+    Discovery(#[from] discovery::DiscoveryError),
+    /// A preset endpoint template did not form a URL.
+    #[error("the provider's endpoints are not valid URLs")]
+    BadEndpoints,
+}
+
+enum Source {
+    Fixed(Option<Endpoints>),
+    Discover(Url),
+}
+
+/// One configured provider.
+pub struct Provider {
+    /// Name.
+    pub name: ProviderName,
+    /// Shown to users.
+    pub display_name: String,
+    /// Client id.
+    pub client_id: String,
+    client_secret: Option<SecretString>,
+    /// Scopes requested.
+    pub scopes: Vec<String>,
+    source: Source,
+    revocation_override: Option<Url>,
+    resolved: OnceCell<Arc<Resolved>>,
+}
+
+impl Provider {
+    fn from_config(cfg: &ProviderConfig, public_origin: &str) -> Self {
+        let source = match &cfg.kind {
+            ProviderKind::Entra { tenant } => Source::Fixed(presets::entra(tenant)),
+            ProviderKind::Google => Source::Fixed(presets::google()),
+            ProviderKind::Github => Source::Fixed(presets::github()),
+            ProviderKind::Oidc { issuer } => Source::Discover(issuer.clone()),
+            ProviderKind::OAuth2 { authorize_url, token_url, userinfo_url } => Source::Fixed(Some(Endpoints {
+                authorization: authorize_url.clone(),
+                token: token_url.clone(),
+                userinfo: Some(userinfo_url.clone()),
+                jwks: None,
+                revocation: None,
+                issuer: IssuerRule::None,
+                user: UserSource::UserInfo,
+            })),
+            ProviderKind::Dev => Source::Fixed(presets::dev(public_origin)),
+        };
+        Self {
+            name: cfg.name.clone(),
+            display_name: cfg.display_name.clone(),
+            client_id: cfg.client_id.clone(),
+            client_secret: cfg.client_secret.clone(),
+            scopes: cfg.scopes.clone(),
+            source,
+            revocation_override: cfg.revocation_url.clone(),
+            resolved: OnceCell::new(),
+        }
+    }
+
+    /// The endpoints, discovering them on first use; a failed discovery is retried next time.
+    pub async fn resolve(&self, http: &dyn HttpClient) -> Result<Arc<Resolved>, ProviderError> {
+        self.resolved
+            .get_or_try_init(|| async {
+                let mut endpoints = match &self.source {
+                    Source::Fixed(Some(e)) => e.clone(),
+                    Source::Fixed(None) => return Err(ProviderError::BadEndpoints),
+                    Source::Discover(issuer) => discovery::discover(issuer, http).await?,
+                };
+                if let Some(r) = &self.revocation_override {
+                    endpoints.revocation = Some(r.clone());
+                }
+                let jwks = endpoints.jwks.clone().map(JwksCache::new);
+                Ok(Arc::new(Resolved { endpoints, jwks }))
+            })
+            .await
+            .cloned()
+    }
+
+    /// True when the `openid` scope is requested, so an ID token is required.
+    pub fn wants_id_token(&self, resolved: &Resolved) -> bool {
+        resolved.endpoints.user == UserSource::IdToken && self.scopes.iter().any(|s| s == "openid")
+    }
+
+    /// The client secret, if any (confidential client).
+    pub fn client_secret(&self) -> Option<&SecretString> {
+        self.client_secret.as_ref()
+    }
+}
+
+/// Every configured provider, by name, in name order.
+pub struct ProviderRegistry {
+    providers: Vec<Arc<Provider>>,
+    http: Arc<dyn HttpClient>,
+}
+
+impl ProviderRegistry {
+    /// From the config; `http` carries every provider call.
+    pub fn from_config(config: &Config, http: Arc<dyn HttpClient>) -> Self {
+        let origin = config.server.public_url.origin();
+        let providers = config.providers.iter().map(|p| Arc::new(Provider::from_config(p, &origin))).collect();
+        Self { providers, http }
+    }
+
+    /// The provider called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Provider>> {
+        self.providers.iter().find(|p| p.name.as_str() == name)
+    }
+
+    /// All providers.
+    pub fn all(&self) -> &[Arc<Provider>] {
+        &self.providers
+    }
+
+    /// All names.
+    pub fn names(&self) -> Vec<ProviderName> {
+        self.providers.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// The client for provider calls.
+    pub fn http(&self) -> &dyn HttpClient {
+        self.http.as_ref()
+    }
+
+    /// The shared client, for calls that must own it.
+    pub fn http_arc(&self) -> &Arc<dyn HttpClient> {
+        &self.http
+    }
+}

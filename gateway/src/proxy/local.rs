@@ -1,0 +1,65 @@
+//! Answers the gateway's own routes: reads what the concern modules need from the Pingora
+//! session, calls them, and writes their reply.
+
+use bytes::{Bytes, BytesMut};
+use pingora::proxy::Session;
+
+use super::respond;
+use super::route::Route;
+use super::Gateway;
+use crate::auth::AuthRequest;
+
+/// Largest request body a gateway route reads (login form, logout).
+pub(super) const MAX_LOCAL_BODY: usize = 16 * 1024;
+
+/// Reads the request body up to [`MAX_LOCAL_BODY`]; `None` when it is larger.
+async fn read_body(session: &mut Session) -> pingora::Result<Option<Bytes>> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if buf.len() + chunk.len() > MAX_LOCAL_BODY {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Some(buf.freeze()))
+}
+
+impl Gateway {
+    /// Answers `route` (any gateway route) and writes the response.
+    pub(super) async fn answer_local(&self, session: &mut Session, route: Route<'_>) -> pingora::Result<()> {
+        let method = session.req_header().method.clone();
+        let body = match route {
+            Route::DevIdp(_) if method == http::Method::POST => match read_body(session).await? {
+                Some(b) => b,
+                None => return respond::write(session, respond::too_large()).await,
+            },
+            _ => Bytes::new(),
+        };
+        let headers = session.req_header().headers.clone();
+        let query = session.req_header().uri.query().map(str::to_owned);
+        let req = AuthRequest { method: &method, query: query.as_deref(), headers: &headers, body };
+        let reply = match route {
+            Route::Health => {
+                let (healthy, total) = self.upstreams.health_counts();
+                return respond::write(session, respond::health(healthy, total)).await;
+            }
+            Route::Session => self.auth.session_info(&req).await,
+            Route::Connect { provider, ticket } => match self.auth.connect(provider, ticket, &req).await {
+                Ok(r) => r,
+                Err(e) => respond::flow_error(&e, provider, &self.auth),
+            },
+            Route::Callback { provider } => match self.auth.callback(provider, &req).await {
+                Ok(r) => r,
+                Err(f) => respond::callback_failure(&f, &self.auth),
+            },
+            Route::Logout if method == http::Method::POST => self.auth.logout(&req).await,
+            Route::Logout => respond::method_not_allowed("POST"),
+            Route::DevIdp(rest) => match &self.dev_idp {
+                Some(dev) => dev.handle(&method, rest, req.query, &req.body).await,
+                None => respond::not_found(),
+            },
+            Route::NotFound | Route::Upstream => respond::not_found(),
+        };
+        respond::write_reply(session, reply).await
+    }
+}

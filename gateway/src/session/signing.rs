@@ -1,0 +1,153 @@
+//! HMAC-SHA256 signing (ring) with key rotation: the first key signs, every key verifies.
+//!
+//! A signed value is `base64url(payload) "." base64url(tag)`; the tag covers a purpose label,
+//! so a ticket can never be replayed as a cookie or the other way round.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ring::hmac;
+
+use crate::config::SessionSecret;
+
+/// Longest signed value accepted, so a hostile cookie costs nothing to refuse.
+pub const MAX_SIGNED_LEN: usize = 1024;
+
+/// What a signature is for; part of the signed input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The session cookie.
+    SessionCookie,
+    /// A connect or channel ticket.
+    Ticket,
+    /// A Teams user reference in a popup URL.
+    TeamsUser,
+}
+
+impl Purpose {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Purpose::SessionCookie => b"gateway/session-cookie/v1\0",
+            Purpose::Ticket => b"gateway/ticket/v1\0",
+            Purpose::TeamsUser => b"gateway/teams-user/v1\0",
+        }
+    }
+}
+
+/// Why a signed value was refused. Small and `Copy`: refusing is on the hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// Not `payload.tag`, bad base64, or too long.
+    #[error("malformed signed value")]
+    Malformed,
+    /// No key produced this tag.
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+/// The signing keys of `session.secret`.
+pub struct Keyring {
+    keys: Vec<hmac::Key>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keyring({} keys, redacted)", self.keys.len())
+    }
+}
+
+impl Keyring {
+    /// One HMAC key per configured secret, newest first.
+    pub fn from_secrets(secrets: &[SessionSecret]) -> Self {
+        Self { keys: secrets.iter().map(|s| hmac::Key::new(hmac::HMAC_SHA256, s.expose())).collect() }
+    }
+
+    /// Signs `payload` for `purpose` with the newest key.
+    pub fn sign(&self, purpose: Purpose, payload: &[u8]) -> String {
+        let Some(key) = self.keys.first() else { return String::new() };
+        let tag = Self::tag(key, purpose, payload);
+        let mut out = URL_SAFE_NO_PAD.encode(payload);
+        out.push('.');
+        URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut out);
+        out
+    }
+
+    /// The payload of `signed` if any key signed it for `purpose` (constant-time compare).
+    pub fn verify(&self, purpose: Purpose, signed: &str) -> Result<Vec<u8>, SignatureError> {
+        if signed.len() > MAX_SIGNED_LEN {
+            return Err(SignatureError::Malformed);
+        }
+        let (payload, tag) = signed.split_once('.').ok_or(SignatureError::Malformed)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| SignatureError::Malformed)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| SignatureError::Malformed)?;
+        let mut input = Vec::with_capacity(purpose.label().len() + payload.len());
+        input.extend_from_slice(purpose.label());
+        input.extend_from_slice(&payload);
+        if self.keys.iter().any(|k| hmac::verify(k, &input, &tag).is_ok()) {
+            Ok(payload)
+        } else {
+            Err(SignatureError::BadSignature)
+        }
+    }
+
+    /// A 32-byte key for `label` derived from the newest secret (HMAC as a PRF), e.g. for sealing.
+    pub fn derive(&self, label: &[u8]) -> Option<[u8; 32]> {
+        let key = self.keys.first()?;
+        let tag = hmac::sign(key, label);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        Some(out)
+    }
+
+    fn tag(key: &hmac::Key, purpose: Purpose, payload: &[u8]) -> hmac::Tag {
+        let mut ctx = hmac::Context::with_key(key);
+        ctx.update(purpose.label());
+        ctx.update(payload);
+        ctx.sign()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn keyring(secrets: &[&str]) -> Keyring {
+        let s: Vec<SessionSecret> =
+            secrets.iter().map(|s| SessionSecret::parse(SecretString::from(s.to_string())).unwrap()).collect();
+        Keyring::from_secrets(&s)
+    }
+
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    #[test]
+    fn signed_value_verifies_only_for_its_purpose() {
+        let k = keyring(&[A]);
+        let s = k.sign(Purpose::Ticket, b"hello");
+        assert_eq!(k.verify(Purpose::Ticket, &s).unwrap(), b"hello");
+        assert_eq!(k.verify(Purpose::SessionCookie, &s), Err(SignatureError::BadSignature));
+    }
+
+    #[test]
+    fn rotation_verifies_old_keys_and_signs_with_the_first() {
+        let old = keyring(&[B]);
+        let rotated = keyring(&[A, B]);
+        let s = old.sign(Purpose::SessionCookie, b"x");
+        assert!(rotated.verify(Purpose::SessionCookie, &s).is_ok());
+        let retired = keyring(&[A]);
+        assert_eq!(retired.verify(Purpose::SessionCookie, &s), Err(SignatureError::BadSignature));
+        let new = rotated.sign(Purpose::SessionCookie, b"x");
+        assert!(retired.verify(Purpose::SessionCookie, &new).is_ok());
+    }
+
+    #[test]
+    fn tampered_and_malformed_values_are_refused() {
+        let k = keyring(&[A]);
+        let s = k.sign(Purpose::Ticket, b"hello");
+        let tampered = format!("{}{}", URL_SAFE_NO_PAD.encode(b"hellO"), &s[s.find('.').unwrap()..]);
+        assert_eq!(k.verify(Purpose::Ticket, &tampered), Err(SignatureError::BadSignature));
+        assert_eq!(k.verify(Purpose::Ticket, "no-dot"), Err(SignatureError::Malformed));
+        assert_eq!(k.verify(Purpose::Ticket, "!!.??"), Err(SignatureError::Malformed));
+        assert_eq!(k.verify(Purpose::Ticket, &"a".repeat(5000)), Err(SignatureError::Malformed));
+    }
+}

@@ -1,0 +1,146 @@
+//! The token store: tokens and login transactions live here and only here, with lifetimes.
+//!
+//! # Invariants
+//! Tokens expire `session.token_ttl` after sign-in (absolute), login transactions after
+//! [`FLOW_TTL`] or on first use, whichever comes first; every token removal is reported on
+//! [`TokenStore::removals`] so the status channel can announce `auth_expired`.
+
+pub mod memory;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+use tokio::sync::broadcast;
+
+use crate::config::types::ProviderName;
+use crate::session::SessionId;
+
+/// Lifetime of a login transaction (the `state` of one popup sign-in).
+pub const FLOW_TTL: Duration = Duration::from_secs(600);
+
+/// Who signed in, as the upstream will see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Identity {
+    /// The provider.
+    pub provider: ProviderName,
+    /// Stable subject id at that provider.
+    pub subject: String,
+    /// Email, when the provider vouches for one.
+    pub email: Option<String>,
+    /// Preferred user name / login.
+    pub preferred_username: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+}
+
+impl Identity {
+    /// The best name to show a person.
+    pub fn display_name(&self) -> &str {
+        self.name
+            .as_deref()
+            .or(self.preferred_username.as_deref())
+            .or(self.email.as_deref())
+            .unwrap_or(&self.subject)
+    }
+}
+
+/// Tokens of one session at one provider. `Debug` never shows a token.
+#[derive(Debug)]
+pub struct StoredTokens {
+    /// Who.
+    pub identity: Identity,
+    /// The access token.
+    pub access_token: SecretString,
+    /// The refresh token, if the provider gave one.
+    pub refresh_token: Option<SecretString>,
+    /// When the access token stops working, if known.
+    pub access_expires_at: Option<SystemTime>,
+    /// When the user signed in (start of the `token_ttl` lifetime).
+    pub signed_in_at: SystemTime,
+}
+
+/// One popup sign-in in progress, keyed by its `state`. `Debug` never shows the verifier.
+#[derive(Debug)]
+pub struct FlowRecord {
+    /// The session that asked.
+    pub session: SessionId,
+    /// The provider it went to.
+    pub provider: ProviderName,
+    /// PKCE verifier (RFC 7636 §4.1).
+    pub pkce_verifier: SecretString,
+    /// OIDC nonce (OpenID Connect Core §3.1.2.1).
+    pub nonce: String,
+    /// Where the popup was opened from, for the completion page.
+    pub opener: Opener,
+}
+
+/// What opened the popup, so the completion page knows whom to tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opener {
+    /// `window.open` from a page (task pane in a browser).
+    Window,
+    /// The Office dialog API (`messageParent`).
+    Office,
+    /// The Teams SDK (`notifySuccess` / `notifyFailure`).
+    Teams,
+}
+
+/// Why tokens left the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovalCause {
+    /// `token_ttl` passed.
+    Expired,
+    /// Logout.
+    LoggedOut,
+    /// A new sign-in replaced them.
+    Replaced,
+}
+
+/// A token removal, as reported to listeners.
+#[derive(Debug, Clone)]
+pub struct Removal {
+    /// Whose.
+    pub session: SessionId,
+    /// Which provider.
+    pub provider: ProviderName,
+    /// Why.
+    pub cause: RemovalCause,
+}
+
+/// A store that could not answer (Redis down, say). Never carries a token.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed.
+    #[error("token store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where tokens and login transactions live.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores tokens for `session`; replaces (never fails on) an existing entry for the provider.
+    async fn put_tokens(&self, session: &SessionId, tokens: StoredTokens) -> Result<(), StoreError>;
+    /// Live tokens of `session` at `provider`.
+    async fn tokens(&self, session: &SessionId, provider: &ProviderName)
+        -> Result<Option<Arc<StoredTokens>>, StoreError>;
+    /// Removes the tokens of `session` at `provider`, or at every provider in `all` when `None`;
+    /// returns what was removed.
+    async fn remove_tokens(
+        &self,
+        session: &SessionId,
+        provider: Option<&ProviderName>,
+        all: &[ProviderName],
+    ) -> Result<Vec<Arc<StoredTokens>>, StoreError>;
+    /// Records a login transaction under `state`.
+    async fn put_flow(&self, state: &str, flow: FlowRecord) -> Result<(), StoreError>;
+    /// Takes (and so consumes) the transaction of `state`; `None` when unknown, expired or used.
+    async fn take_flow(&self, state: &str) -> Result<Option<FlowRecord>, StoreError>;
+    /// Token removals from now on.
+    fn removals(&self) -> broadcast::Receiver<Removal>;
+    /// Runs housekeeping (expiry notifications); called every second by a background task.
+    async fn run_maintenance(&self);
+    /// Live token entries, for the store-size metric.
+    fn token_count(&self) -> u64;
+}
