@@ -181,11 +181,13 @@ fn session(raw: &RawSession, ctx: &Context<'_>, p: &mut Problems) -> Option<Sess
     }
     let cookie_name = p.check("session.cookie_name", CookieName::parse(&raw.cookie_name));
     let same_site = p.check("session.cookie_same_site", SameSite::parse(&raw.cookie_same_site));
-    if same_site == Some(SameSite::None) && !raw.cookie_secure {
+    if !raw.cookie_secure && same_site == Some(SameSite::None) {
         p.add(
             "session.cookie_secure",
             "must be true while cookie_same_site = \"none\" (browsers drop the cookie otherwise)",
         );
+    } else if !raw.cookie_secure && raw.cookie_partitioned {
+        p.add("session.cookie_secure", "must be true while cookie_partitioned = true (CHIPS cookies are always Secure)");
     }
     Some(SessionConfig {
         secrets,
