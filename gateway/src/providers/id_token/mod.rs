@@ -181,3 +181,6 @@ pub async fn verify(
     }
     Ok(claims)
 }
+
+#[cfg(test)]
+mod tests;
