@@ -14,13 +14,14 @@ use pingora::services::background::{background_service, BackgroundService};
 
 use crate::auth::dev_idp::{DevClient, DevIdp, DevIdpError};
 use crate::auth::AuthService;
-use crate::channel::{Hub, StatusEvent};
+use crate::channel::server::ChannelServer;
+use crate::channel::{Hub, SignedIn, StatusEvent};
 use crate::config::{Config, ProviderKind, ServerConfig, StoreConfig};
 use crate::metrics::{AdminApp, Metrics};
 use crate::providers::http_client::{HttpClient, HttpError, NetClient, RoutedClient};
 use crate::providers::ProviderRegistry;
 use crate::proxy::upstream::{UpstreamError, Upstreams};
-use crate::proxy::Gateway;
+use crate::proxy::{ChannelRouting, Gateway};
 use crate::store::memory::MemoryStore;
 use crate::store::{RemovalCause, TokenStore};
 
@@ -42,6 +43,9 @@ pub enum AppError {
     /// The configured store kind is not available in this build.
     #[error("store kind {0} is not available yet")]
     Store(&'static str),
+    /// The channel server's private socket directory could not be made.
+    #[error("cannot create the status channel socket directory")]
+    ChannelSocket(#[source] std::io::Error),
     /// The TLS listener could not be set up.
     #[error("cannot set up TLS for {addr}: {reason}")]
     Tls {
@@ -81,7 +85,21 @@ pub fn build_server(config: &Config) -> Result<Server, AppError> {
     let http: Arc<dyn HttpClient> = Arc::new(RoutedClient::new(NetClient::new()?, local));
     let providers = ProviderRegistry::from_config(config, http);
     let auth = Arc::new(AuthService::new(config, providers, Arc::clone(&store), Arc::clone(&hub), metrics.clone()));
-    let gateway = Gateway::new(config, upstreams, auth, dev_idp, metrics.clone());
+    let socket = channel_socket_path().map_err(AppError::ChannelSocket)?;
+    let channel_server = ChannelServer::new(
+        Arc::clone(&hub),
+        Arc::clone(&auth) as Arc<dyn SignedIn>,
+        config.channel.socketio_path.clone(),
+        config.channel.ping_interval.get(),
+    );
+    server.add_service(background_service("status channel", ChannelService { server: channel_server, socket: socket.clone() }));
+    let routing = ChannelRouting {
+        socket,
+        socketio_path: config.channel.socketio_path.clone(),
+        own_origin: config.server.public_url.origin(),
+        allowed_origins: config.channel.allowed_origins.clone(),
+    };
+    let gateway = Gateway::new(config, upstreams, auth, dev_idp, routing, metrics.clone());
     server.add_service(background_service(
         "token store",
         StoreTasks { store, hub, metrics: metrics.clone(), names: config.providers.iter().map(|p| p.name.clone()).collect() },
@@ -126,6 +144,35 @@ fn dev_idp(config: &Config) -> Result<Option<Arc<DevIdp>>, AppError> {
         return Ok(None);
     }
     Ok(Some(Arc::new(DevIdp::new(&origin, clients)?)))
+}
+
+/// A private directory (mode 0700) for the channel server's Unix socket.
+fn channel_socket_path() -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let tag = crate::session::random_token(6).unwrap_or_default().replace(['-', '_'], "x");
+    let dir = std::env::temp_dir().join(format!("gateway-{}-{tag}", std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(dir.join("channel.sock"))
+}
+
+/// Runs the channel server on its socket until shutdown, then removes the socket.
+struct ChannelService {
+    server: Arc<ChannelServer>,
+    socket: std::path::PathBuf,
+}
+
+#[async_trait]
+impl BackgroundService for ChannelService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        match ChannelServer::bind(&self.socket) {
+            Ok(listener) => Arc::clone(&self.server).run(listener, shutdown).await,
+            Err(e) => tracing::error!(error = %e, "status channel unavailable"),
+        }
+        let _ = std::fs::remove_file(&self.socket);
+        if let Some(dir) = self.socket.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }
 
 /// Store housekeeping: every second, run expiry and relay removals to the channel as `auth_expired`.

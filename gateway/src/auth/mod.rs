@@ -124,14 +124,20 @@ impl AuthService {
         self.public.join(&format!("{CONNECT_PREFIX}{provider}/callback"))
     }
 
-    /// Announces every provider `session` is signed in to (`auth_success`).
-    pub async fn announce_signed_in(&self, session: &SessionId) {
+    /// `(providerName, displayName)` of every live sign-in of `session`.
+    pub async fn signed_in_list(&self, session: &SessionId) -> Vec<(String, String)> {
         let mut list = Vec::new();
         for p in self.providers.all() {
             if let Ok(Some(t)) = self.store.tokens(session, &p.name).await {
                 list.push((p.name.to_string(), t.identity.display_name().to_owned()));
             }
         }
+        list
+    }
+
+    /// Announces every provider `session` is signed in to (`auth_success`).
+    pub async fn announce_signed_in(&self, session: &SessionId) {
+        let list = self.signed_in_list(session).await;
         if !list.is_empty() {
             self.hub.publish(session, &StatusEvent::AuthSuccess(list));
         }
@@ -198,4 +204,11 @@ pub(crate) fn html_escape(text: &str) -> String {
         }
     }
     out
+}
+
+#[async_trait::async_trait]
+impl crate::channel::SignedIn for AuthService {
+    async fn signed_in(&self, session: &SessionId) -> Vec<(String, String)> {
+        self.signed_in_list(session).await
+    }
 }

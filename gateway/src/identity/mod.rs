@@ -14,6 +14,9 @@ use crate::config::{defaults, IdentityHeaderNames};
 /// Forwarding headers only a trusted proxy may send.
 const FORWARDING_HEADERS: [&str; 5] = ["forwarded", "x-real-ip", "x-original-url", "x-rewrite-url", "x-forwarded-"];
 
+/// Headers the gateway uses between its own parts; never accepted from a client.
+const INTERNAL_PREFIX: &str = "x-gateway-";
+
 /// The rules for one gateway: configured identity names plus the defaults, normalised.
 #[derive(Debug, Clone)]
 pub struct HeaderPolicy {
@@ -62,7 +65,7 @@ impl HeaderPolicy {
         } else {
             name
         };
-        if self.identity.iter().any(|i| i == name) {
+        if self.identity.iter().any(|i| i == name) || name.starts_with(INTERNAL_PREFIX) {
             return true;
         }
         let forwarding =
@@ -95,8 +98,11 @@ mod tests {
 
     #[test]
     fn identity_headers_go_in_every_spelling_even_from_trusted_peers() {
-        let got = strip(&["X_Forwarded_User", "x-remote-user", "X_REMOTE_USER", "x-forwarded-email", "accept"], true);
-        assert_eq!(got, ["x_forwarded_user", "x-remote-user", "x_remote_user", "x-forwarded-email"]);
+        let got = strip(
+            &["X_Forwarded_User", "x-remote-user", "X_REMOTE_USER", "x-forwarded-email", "accept", "x-gateway-channel-session"],
+            true,
+        );
+        assert_eq!(got, ["x_forwarded_user", "x-remote-user", "x_remote_user", "x-forwarded-email", "x-gateway-channel-session"]);
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct RequestCtx {
     pub tokens: Option<Arc<StoredTokens>>,
     /// Whether the route forwards the access token.
     pub forward_token: bool,
+    /// Whether the request goes to the in-process channel server instead of an upstream.
+    pub channel: bool,
 }
 
 impl RequestCtx {
@@ -43,6 +45,7 @@ impl RequestCtx {
             upstream: None,
             tokens: None,
             forward_token: false,
+            channel: false,
         }
     }
 }

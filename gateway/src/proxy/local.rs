@@ -58,7 +58,8 @@ impl Gateway {
                 Some(dev) => dev.handle(&method, rest, req.query, &req.body).await,
                 None => respond::not_found(),
             },
-            Route::NotFound | Route::Upstream => respond::not_found(),
+            Route::ClientJs => respond::client_js(),
+            Route::NotFound | Route::Upstream | Route::Events | Route::SocketIo => respond::not_found(),
         };
         respond::write_reply(session, reply).await
     }

@@ -28,6 +28,7 @@ use pingora::{Error, ErrorType, Result};
 use crate::auth::dev_idp::DevIdp;
 use crate::auth::guard::Access;
 use crate::auth::AuthService;
+use crate::channel;
 use crate::config::{types::AllowedHost, Config, IdentityHeaderNames};
 use crate::identity::{self, HeaderPolicy};
 use crate::metrics::Metrics;
@@ -47,7 +48,20 @@ pub struct Gateway {
     upstreams: Upstreams,
     auth: Arc<AuthService>,
     dev_idp: Option<Arc<DevIdp>>,
+    channel: ChannelRouting,
     metrics: Metrics,
+}
+
+/// Where status-channel requests go and who may open them.
+pub struct ChannelRouting {
+    /// The channel server's Unix socket.
+    pub socket: std::path::PathBuf,
+    /// The configured socket.io path.
+    pub socketio_path: Option<String>,
+    /// The gateway's origin.
+    pub own_origin: String,
+    /// Other allowed origins.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Gateway {
@@ -57,6 +71,7 @@ impl Gateway {
         upstreams: Upstreams,
         auth: Arc<AuthService>,
         dev_idp: Option<Arc<DevIdp>>,
+        channel: ChannelRouting,
         metrics: Metrics,
     ) -> Self {
         Self {
@@ -69,8 +84,35 @@ impl Gateway {
             upstreams,
             auth,
             dev_idp,
+            channel,
             metrics,
         }
+    }
+
+    /// A status-channel request: check the `Origin`, resolve the session from the signed cookie
+    /// or `?ticket=`, and hand the verified session to the channel server in a header.
+    /// Returns `true` when the request was answered (403).
+    async fn route_channel(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        let origin = req.headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
+        if !channel::origin_allowed(origin, &self.channel.own_origin, &self.channel.allowed_origins) {
+            respond::write(session, respond::forbidden_origin()).await?;
+            return Ok(true);
+        }
+        let ticket = req.uri.query().and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "ticket").map(|(_, v)| v.into_owned())
+        });
+        let sid = self.auth.session_of(&req.headers).or_else(|| {
+            ticket.and_then(|t| crate::session::ticket::verify_ticket(self.auth.keys(), &t).ok())
+        });
+        if let Some(sid) = sid {
+            session.req_header_mut().insert_header(channel::SESSION_HEADER, sid.storage_key())?;
+        }
+        ctx.channel = true;
+        ctx.upgrade = session.is_upgrade_req();
+        // Channel connections idle for long by design; the channel server pings and times out.
+        session.set_read_timeout(None);
+        Ok(false)
     }
 
     /// Step 1 of the design: remove every header a client may not set.
@@ -144,8 +186,11 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         let path = session.req_header().uri.path().to_owned();
-        let route = route::classify(&path);
+        let route = route::classify(&path, self.channel.socketio_path.as_deref());
         ctx.route = route.label();
+        if matches!(route, Route::Events | Route::SocketIo) {
+            return self.route_channel(session, ctx).await;
+        }
         if route != Route::Upstream {
             self.answer_local(session, route).await?;
             return Ok(true);
@@ -162,6 +207,12 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        if ctx.channel {
+            let path = self.channel.socket.to_string_lossy();
+            let peer = HttpPeer::new_uds(&path, false, String::new())?;
+            ctx.upstream = Some("channel".to_owned());
+            return Ok(Box::new(peer));
+        }
         let peer = self
             .upstreams
             .next_peer(ctx.upgrade)

@@ -110,6 +110,20 @@ pub fn bad_path() -> LocalResponse {
     LocalResponse::json(400, &serde_json::json!({"error": "bad_request", "message": "the request path is malformed"}))
 }
 
+/// 403 for a status-channel request from an origin that is not allowed.
+pub fn forbidden_origin() -> LocalResponse {
+    LocalResponse::json(403, &serde_json::json!({"error": "forbidden_origin"}))
+}
+
+/// The client script (`gateway.signIn(provider)`).
+pub fn client_js() -> Reply {
+    let mut r = auth::reply(200, "application/javascript; charset=utf-8", CLIENT_JS);
+    r.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("public, max-age=300"));
+    r
+}
+
+const CLIENT_JS: &str = include_str!("../../assets/client.js");
+
 /// 404 for a gateway path that serves nothing.
 pub fn not_found() -> Reply {
     auth::json_reply(404, &serde_json::json!({"error": "not_found"}))

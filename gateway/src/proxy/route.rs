@@ -5,6 +5,10 @@
 
 use crate::auth::dev_idp::DEV_PREFIX;
 use crate::auth::{CONNECT_PREFIX, LOGOUT_PATH, SESSION_PATH};
+use crate::channel::server::EVENTS_PATH;
+
+/// `GET /_gateway/client.js`.
+pub const CLIENT_JS_PATH: &str = "/_gateway/client.js";
 
 /// `GET /_gateway/health`: liveness of the gateway.
 pub const HEALTH_PATH: &str = "/_gateway/health";
@@ -32,6 +36,12 @@ pub enum Route<'a> {
     },
     /// Logout.
     Logout,
+    /// The status channel (WebSocket or SSE).
+    Events,
+    /// The socket.io status channel.
+    SocketIo,
+    /// The client script.
+    ClientJs,
     /// The built-in dev provider (path after its prefix).
     DevIdp(&'a str),
     /// Under `/_gateway/` or `/connect/` but nothing the gateway serves.
@@ -49,6 +59,9 @@ impl Route<'_> {
             Route::Connect { .. } => "connect",
             Route::Callback { .. } => "callback",
             Route::Logout => "logout",
+            Route::Events => "events",
+            Route::SocketIo => "socketio",
+            Route::ClientJs => "client_js",
             Route::DevIdp(_) => "dev_idp",
             Route::NotFound => "not_found",
             Route::Upstream => "upstream",
@@ -56,13 +69,20 @@ impl Route<'_> {
     }
 }
 
-/// Which route `path` (without the query) is.
-pub fn classify(path: &str) -> Route<'_> {
+/// Which route `path` (without the query) is; `socketio` is the configured socket.io path.
+pub fn classify<'a>(path: &'a str, socketio: Option<&str>) -> Route<'a> {
     match path {
         HEALTH_PATH => return Route::Health,
         SESSION_PATH => return Route::Session,
         LOGOUT_PATH => return Route::Logout,
+        EVENTS_PATH => return Route::Events,
+        CLIENT_JS_PATH => return Route::ClientJs,
         _ => {}
+    }
+    if let Some(sio) = socketio {
+        if path == sio || path == sio.trim_end_matches('/') {
+            return Route::SocketIo;
+        }
     }
     if let Some(rest) = path.strip_prefix(DEV_PREFIX) {
         if rest.starts_with('/') {
@@ -89,6 +109,10 @@ mod tests {
 
     #[test]
     fn gateway_routes_are_exact() {
+        let classify = |p| classify(p, Some("/socket.io/"));
+        assert_eq!(classify("/socket.io/"), Route::SocketIo);
+        assert_eq!(classify("/_gateway/events"), Route::Events);
+        assert_eq!(super::classify("/socket.io/", None), Route::Upstream);
         assert_eq!(classify("/connect/entra/callback"), Route::Callback { provider: "entra" });
         assert_eq!(classify("/connect/entra/abc.def"), Route::Connect { provider: "entra", ticket: "abc.def" });
         assert_eq!(classify("/connect/logout"), Route::Logout);

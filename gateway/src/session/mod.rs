@@ -47,6 +47,11 @@ impl SessionId {
         URL_SAFE_NO_PAD.encode(self.0)
     }
 
+    /// Parses [`Self::storage_key`].
+    pub fn from_storage_key(key: &str) -> Option<Self> {
+        URL_SAFE_NO_PAD.decode(key).ok().and_then(|b| Self::from_bytes(&b))
+    }
+
     /// A short non-reversible tag for logs.
     pub fn log_tag(&self) -> String {
         let d = ring::digest::digest(&ring::digest::SHA256, &self.0);

@@ -1,0 +1,199 @@
+//! The channel server: hyper on a private Unix socket, reached only through the proxy, which has
+//! already checked the `Origin` and put the verified session in [`SESSION_HEADER`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+
+use super::socketio::{PollReply, Query, SocketIo};
+use super::{sse, websocket, Hub, SignedIn, SESSION_HEADER};
+use crate::session::SessionId;
+
+/// `GET /_gateway/events`: WebSocket when asked to upgrade, else SSE.
+pub const EVENTS_PATH: &str = "/_gateway/events";
+/// Keep-alive comment interval on SSE streams.
+const SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+type Body = BoxBody<Bytes, std::convert::Infallible>;
+
+/// What the channel server serves.
+pub struct ChannelServer {
+    hub: Arc<Hub>,
+    signed_in: Arc<dyn SignedIn>,
+    socketio: Option<(String, Arc<SocketIo>)>,
+    ping: Duration,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on the channel socket {path}")]
+pub struct ChannelServerError {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+impl ChannelServer {
+    /// Serves native events and, when `socketio_path` is set, socket.io.
+    pub fn new(hub: Arc<Hub>, signed_in: Arc<dyn SignedIn>, socketio_path: Option<String>, ping: Duration) -> Arc<Self> {
+        let socketio = socketio_path.map(|p| (p, SocketIo::new(Arc::clone(&hub), Arc::clone(&signed_in), ping)));
+        Arc::new(Self { hub, signed_in, socketio, ping })
+    }
+
+    /// Binds `path` (mode 0600 via a private directory chosen by the caller).
+    pub fn bind(path: &Path) -> Result<UnixListener, ChannelServerError> {
+        let _ = std::fs::remove_file(path);
+        UnixListener::bind(path).map_err(|source| ChannelServerError { path: path.to_owned(), source })
+    }
+
+    /// Accepts connections until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, listener: UnixListener, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let stream = tokio::select! {
+                _ = shutdown.changed() => return,
+                r = listener.accept() => match r {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "channel socket accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let this = Arc::clone(&self);
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let this = Arc::clone(&this);
+                    async move { Ok::<_, std::convert::Infallible>(this.handle(req).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                let _ = conn.with_upgrades().await;
+            });
+        }
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let session = req
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(SessionId::from_storage_key);
+        let path = req.uri().path().to_owned();
+        if path == EVENTS_PATH {
+            return self.events(req, session);
+        }
+        if let Some((sio_path, sio)) = &self.socketio {
+            if path == *sio_path || path == sio_path.trim_end_matches('/') {
+                return Self::socketio(Arc::clone(sio), req, session).await;
+            }
+        }
+        plain(404, "not found")
+    }
+
+    fn events(&self, req: Request<Incoming>, session: Option<SessionId>) -> Response<Body> {
+        if is_websocket(&req) {
+            let (hub, signed_in, ping) = (Arc::clone(&self.hub), Arc::clone(&self.signed_in), self.ping);
+            return upgrade(req, move |io| websocket::serve(io, session, hub, signed_in, ping));
+        }
+        let Some(session) = session else { return plain(401, "unauthorized") };
+        let Some(rx) = sse::open(session, &self.hub, Arc::clone(&self.signed_in), SSE_KEEP_ALIVE) else {
+            return plain(429, "too many sockets for this session");
+        };
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (Ok::<_, std::convert::Infallible>(Frame::data(chunk)), rx))
+        });
+        let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+        let h = resp.headers_mut();
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        resp
+    }
+
+    async fn socketio(sio: Arc<SocketIo>, req: Request<Incoming>, session: Option<SessionId>) -> Response<Body> {
+        let q = Query::parse(req.uri().query());
+        let origin = req.headers().get(http::header::ORIGIN).cloned();
+        let reply = if is_websocket(&req) {
+            let Some(version) = q.version() else { return plain(400, "unsupported protocol version") };
+            return upgrade(req, move |io| sio.websocket(io, version, q.sid, session));
+        } else if req.method() == http::Method::OPTIONS {
+            PollReply { status: 204, content_type: "text/plain", body: Vec::new() }
+        } else if req.method() == http::Method::POST {
+            match Limited::new(req.into_body(), 64 * 1024 + 1).collect().await {
+                Ok(b) => sio.poll_post(&q, session, &b.to_bytes()),
+                Err(_) => PollReply { status: 413, content_type: "text/plain", body: b"payload too large".to_vec() },
+            }
+        } else {
+            sio.poll_get(&q, session).await
+        };
+        let mut resp = Response::new(Full::new(Bytes::from(reply.body)).boxed());
+        *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let h = resp.headers_mut();
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+        h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // The proxy only lets allowed origins through; echo them for credentialed polling.
+        if let Some(o) = origin {
+            h.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+            h.insert(http::header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            h.insert(http::header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
+            h.insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type"));
+            h.insert(http::header::VARY, HeaderValue::from_static("Origin"));
+        }
+        resp
+    }
+}
+
+fn is_websocket(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn plain(status: u16, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())).boxed());
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+/// Answers the WebSocket handshake (RFC 6455 §4.2.2) and runs `serve` on the upgraded stream.
+fn upgrade<F, Fut>(mut req: Request<Incoming>, serve: F) -> Response<Body>
+where
+    F: FnOnce(TokioIo<hyper::upgrade::Upgraded>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+    let Some(key) = req.headers().get(http::header::SEC_WEBSOCKET_KEY).map(|k| derive_accept_key(k.as_bytes())) else {
+        return plain(400, "missing Sec-WebSocket-Key");
+    };
+    if req.headers().get(http::header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+        return plain(426, "WebSocket version 13 required");
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            serve(TokioIo::new(upgraded)).await;
+        }
+    });
+    let mut resp = Response::new(Full::new(Bytes::new()).boxed());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(http::header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&key) {
+        h.insert(http::header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    resp
+}
+
