@@ -4,6 +4,12 @@
 //! - [`config`]: TOML schema, defaults, validation, secret references
 //! - [`identity`]: identity header names, stripping and injection
 //! - [`proxy`]: the Pingora `ProxyHttp` implementation, route table, upstream selection
+//! - [`session`]: session ids, signed cookies and tickets, key rotation
+//! - [`store`]: the token store (moka) and login transactions
+//! - [`providers`]: provider presets, discovery, code exchange, ID-token checks
+//! - [`auth`]: the popup flow (connect, callback, completion, logout) and the dev provider
+//! - [`channel`]: the status channel hub and its WebSocket, SSE and socket.io transports
+//! - [`demo`]: `gateway demo` and its sample add-in upstream
 //! - [`app`]: wiring a validated config into a Pingora server
 //! - [`tls`]: listener TLS checks and the dev certificate authority
 //! - [`metrics`]: metric names and the admin listener
@@ -17,6 +23,7 @@ pub mod providers;
 pub mod session;
 pub mod store;
 pub mod config;
+pub mod demo;
 pub mod identity;
 pub mod logging;
 pub mod metrics;

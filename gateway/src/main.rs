@@ -1,4 +1,4 @@
-//! The `gateway` command: run | check-config | certs (and `demo`, coming with the dev provider).
+//! The `gateway` command: run | check-config | demo | certs.
 //!
 //! Exit codes (design: CLI contract): 0 ok, 2 bad config or usage, 1 runtime failure.
 
@@ -27,6 +27,12 @@ enum Command {
     Run,
     /// Validate a config file and exit: 0 when valid, 2 with every problem listed.
     CheckConfig,
+    /// Run the demo: gateway, sample add-in upstream and dev provider, no accounts needed.
+    Demo {
+        /// Plain HTTP on http://localhost:3001 instead of HTTPS.
+        #[arg(long)]
+        http: bool,
+    },
     /// Write a development CA and a localhost certificate (PEM) into DIR.
     Certs {
         /// Output folder.
@@ -48,6 +54,16 @@ fn main() -> ExitCode {
         Command::Run => run(cli.config, cli.log_format),
         Command::CheckConfig => check_config(cli.config),
         Command::Certs { out } => certs(&out),
+        Command::Demo { http } => {
+            logging::init(cli.log_format);
+            match gateway::demo::run(http) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("gateway demo: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
     }
 }
 
