@@ -28,17 +28,23 @@ impl AuthService {
     /// Handles the provider's redirect back to the gateway.
     pub async fn callback(&self, provider: &str, req: &AuthRequest<'_>) -> Result<Reply, CallbackFailure> {
         let fail = |error: FlowError, opener: Opener| CallbackFailure { error, provider: provider.to_owned(), opener };
-        let state = req.query_param("state").ok_or_else(|| fail(FlowError::MissingState, Opener::Window))?;
+        let label = self.providers.get(provider).map_or("unknown", |p| p.name.as_str());
+        let early = |error: FlowError| {
+            self.metrics.observe_login(label, error.metric_reason());
+            tracing::warn!(provider = label, reason = %error, "sign-in response refused");
+            fail(error, Opener::Window)
+        };
+        let state = req.query_param("state").ok_or_else(|| early(FlowError::MissingState))?;
         let flow = match self.store.take_flow(&state).await {
             Ok(Some(f)) => f,
-            Ok(None) => return Err(fail(FlowError::UnknownState, Opener::Window)),
-            Err(_) => return Err(fail(FlowError::Store, Opener::Window)),
+            Ok(None) => return Err(early(FlowError::UnknownState)),
+            Err(_) => return Err(early(FlowError::Store)),
         };
         let opener = flow.opener;
         let session = flow.session;
         match self.finish(provider, &flow, req).await {
             Ok(identity) => {
-                self.metrics.observe_login(provider, "completed");
+                self.metrics.observe_login(label, "completed");
                 tracing::info!(provider, session = %session.log_tag(), "sign-in completed");
                 self.announce_signed_in(&session).await;
                 Ok(completion::page(
@@ -57,7 +63,9 @@ impl AuthService {
     }
 
     fn report_failure(&self, provider: &str, session: &SessionId, error: &FlowError) {
-        self.metrics.observe_login(provider, error.metric_reason());
+        // Only configured names become metric labels.
+        let label = self.providers.get(provider).map_or("unknown", |p| p.name.as_str());
+        self.metrics.observe_login(label, error.metric_reason());
         tracing::warn!(provider, session = %session.log_tag(), reason = %error, "sign-in failed");
         let description = match error {
             FlowError::Denied { description, .. } if !description.is_empty() => description.clone(),

@@ -38,6 +38,7 @@ impl AuthService {
             for name in &allowed {
                 if let Some(p) = self.providers.get(name) {
                     if let Ok(Some(t)) = self.store.tokens(&session, &p.name).await {
+                        let t = if rule.forward_access_token { self.fresh_tokens(&session, t).await } else { t };
                         return Access::Allowed(Some(t));
                     }
                 }

@@ -20,6 +20,7 @@ pub mod dev_idp;
 pub mod error;
 pub mod guard;
 pub mod logout;
+pub mod refresh;
 pub mod session_info;
 
 use std::sync::Arc;
@@ -75,6 +76,7 @@ pub struct AuthService {
     pub(crate) ticket_ttl: std::time::Duration,
     pub(crate) public: PublicUrl,
     pub(crate) metrics: Metrics,
+    pub(crate) refresh_locks: refresh::RefreshLocks,
 }
 
 impl AuthService {
@@ -95,6 +97,7 @@ impl AuthService {
             ticket_ttl: config.session.ticket_ttl.get(),
             public: config.server.public_url.clone(),
             metrics,
+            refresh_locks: refresh::RefreshLocks::default(),
         }
     }
 

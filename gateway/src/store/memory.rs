@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::future::Cache;
 use moka::notification::RemovalCause as MokaCause;
+use moka::Expiry;
 use tokio::sync::broadcast;
 
 use super::{FlowRecord, Removal, RemovalCause, StoreError, StoredTokens, TokenStore, FLOW_TTL};
@@ -18,6 +19,35 @@ pub const MAX_TOKEN_ENTRIES: u64 = 1_000_000;
 pub const MAX_FLOWS: u64 = 200_000;
 
 type Key = (SessionId, ProviderName);
+
+/// Absolute lifetime: an entry expires `ttl` after its sign-in, whether it was inserted then or
+/// replaced later by a refresh (which keeps `signed_in_at`).
+struct SinceSignIn {
+    ttl: Duration,
+}
+
+impl SinceSignIn {
+    fn remaining(&self, value: &StoredTokens) -> Option<Duration> {
+        let age = value.signed_in_at.elapsed().unwrap_or_default();
+        Some(self.ttl.saturating_sub(age))
+    }
+}
+
+impl Expiry<Key, Arc<StoredTokens>> for SinceSignIn {
+    fn expire_after_create(&self, _k: &Key, v: &Arc<StoredTokens>, _now: std::time::Instant) -> Option<Duration> {
+        self.remaining(v)
+    }
+
+    fn expire_after_update(
+        &self,
+        _k: &Key,
+        v: &Arc<StoredTokens>,
+        _now: std::time::Instant,
+        _current: Option<Duration>,
+    ) -> Option<Duration> {
+        self.remaining(v)
+    }
+}
 
 /// Tokens and transactions in this process.
 pub struct MemoryStore {
@@ -33,7 +63,7 @@ impl MemoryStore {
         let tx = removals.clone();
         let tokens = Cache::builder()
             .max_capacity(MAX_TOKEN_ENTRIES)
-            .time_to_live(token_ttl)
+            .expire_after(SinceSignIn { ttl: token_ttl })
             .eviction_listener(move |key: Arc<Key>, _value, cause| {
                 let cause = match cause {
                     MokaCause::Expired | MokaCause::Size => RemovalCause::Expired,
@@ -150,9 +180,34 @@ mod tests {
         assert!(store.tokens(&s, &p).await.unwrap().is_some());
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(store.tokens(&s, &p).await.unwrap().is_none());
-        store.run_maintenance().await;
-        let r = removals.try_recv().unwrap();
+        // Expiry notifications come from moka's timer wheel (about one-second buckets).
+        let mut got = None;
+        for _ in 0..40 {
+            store.run_maintenance().await;
+            if let Ok(r) = removals.try_recv() {
+                got = Some(r);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let r = got.expect("no removal reported within 4 s");
         assert_eq!((r.session, r.provider, r.cause), (s, p, RemovalCause::Expired));
+    }
+
+    #[tokio::test]
+    async fn replacing_with_the_same_sign_in_time_keeps_the_absolute_lifetime() {
+        let store = MemoryStore::new(Duration::from_millis(400));
+        let s = SessionId::generate().unwrap();
+        let p = ProviderName::parse("dev").unwrap();
+        let first = tokens(&p);
+        let signed_in_at = first.signed_in_at;
+        store.put_tokens(&s, first).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let mut refreshed = tokens(&p);
+        refreshed.signed_in_at = signed_in_at;
+        store.put_tokens(&s, refreshed).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(store.tokens(&s, &p).await.unwrap().is_none(), "a refresh must not extend token_ttl");
     }
 
     #[tokio::test]
