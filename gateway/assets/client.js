@@ -1,7 +1,9 @@
 /* gateway client: sign in through the gateway's popup and follow the status channel.
- *   gateway.signIn('entra')            -> Promise<{provider, user}> (rejects with the OAuth error)
+ *   gateway.signIn('entra')            -> Promise<{provider, user}> (rejects with the OAuth error);
+ *                                         opens the Office dialog when Office.js is present, else a popup
+ *   gateway.on('auth_success', fn)     -> listen on the shared channel (init, auth_success, auth_failure, auth_expired)
  *   gateway.session()                  -> Promise<session JSON of /_gateway/session>
- *   gateway.events(function (ev) {})   -> {close()}; ev = {event, data} (init, auth_success, auth_failure, auth_expired)
+ *   gateway.events(function (ev) {})   -> {close()}; a channel of its own; ev = {event, data}
  *   gateway.signOut(['provider'])      -> Promise
  * No dependencies. Tokens never reach this script: only names and sign-in state do. */
 (function (global) {
@@ -42,10 +44,35 @@
     return { close: function () { closed = true; if (ws) { ws.close(); } if (source) { source.close(); } } };
   }
 
+  var listeners = {};
+  var shared = null;
+  function on(name, fn) {
+    (listeners[name] = listeners[name] || []).push(fn);
+    if (!shared) {
+      shared = session().then(function (s) {
+        return events(function (ev) {
+          (listeners[ev.event] || []).forEach(function (f) { try { f(ev.data); } catch (e) { /* listener error */ } });
+        }, s.ticket);
+      });
+    }
+  }
+
+  function officeDialog(url) {
+    var ui = global.Office && global.Office.context && global.Office.context.ui;
+    if (!ui || !ui.displayDialogAsync) { return false; }
+    ui.displayDialogAsync(url + '?opener=office', { height: 60, width: 30 }, function (result) {
+      var dialog = result && result.value;
+      if (!dialog || !dialog.addEventHandler) { return; }
+      dialog.addEventHandler(global.Office.EventType.DialogMessageReceived, function () { dialog.close(); });
+    });
+    return true;
+  }
+
   function signIn(provider, options) {
     options = options || {};
+    var useOffice = options.dialog !== false && !!(global.Office && global.Office.context && global.Office.context.ui);
     // Open the popup synchronously, inside the click, so blockers let it through.
-    var popup = global.open('', 'gateway-signin', 'width=520,height=680');
+    var popup = useOffice ? null : global.open('', 'gateway-signin', 'width=520,height=680');
     return session().then(function (s) {
       var p = s.providers[provider];
       if (!p) {
@@ -78,6 +105,7 @@
         }
         global.addEventListener('message', onMessage);
         var url = base + p.connect_url;
+        if (useOffice && officeDialog(url)) { return; }
         if (popup) { popup.location.href = url; } else { global.location.href = url; }
       });
     });
@@ -91,5 +119,5 @@
     }));
   }
 
-  global.gateway = { signIn: signIn, signOut: signOut, session: session, events: events };
+  global.gateway = { signIn: signIn, signOut: signOut, session: session, events: events, on: on };
 })(window);

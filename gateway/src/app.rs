@@ -79,7 +79,7 @@ pub fn build_server(config: &Config) -> Result<Server, AppError> {
         StoreConfig::Memory => Arc::new(MemoryStore::new(config.session.token_ttl.get())),
         StoreConfig::Redis { .. } => return Err(AppError::Store("redis")),
     };
-    let hub = Arc::new(Hub::new(config.channel.max_sockets_per_session));
+    let hub = Arc::new(Hub::new(config.channel.max_sockets_per_session, Some(metrics.clone())));
     let dev_idp = dev_idp(config)?;
     let local = dev_idp.as_ref().map(|d| (d.issuer().to_owned(), Arc::clone(d) as Arc<dyn HttpClient>));
     let http: Arc<dyn HttpClient> = Arc::new(RoutedClient::new(NetClient::new()?, local));
@@ -92,7 +92,10 @@ pub fn build_server(config: &Config) -> Result<Server, AppError> {
         config.channel.socketio_path.clone(),
         config.channel.ping_interval.get(),
     );
-    server.add_service(background_service("status channel", ChannelService { server: channel_server, socket: socket.clone() }));
+    server.add_service(background_service(
+        "status channel",
+        ChannelService { server: channel_server, socket: socket.clone() },
+    ));
     let routing = ChannelRouting {
         socket,
         socketio_path: config.channel.socketio_path.clone(),
@@ -102,7 +105,12 @@ pub fn build_server(config: &Config) -> Result<Server, AppError> {
     let gateway = Gateway::new(config, upstreams, auth, dev_idp, routing, metrics.clone());
     server.add_service(background_service(
         "token store",
-        StoreTasks { store, hub, metrics: metrics.clone(), names: config.providers.iter().map(|p| p.name.clone()).collect() },
+        StoreTasks {
+            store,
+            hub,
+            metrics: metrics.clone(),
+            names: config.providers.iter().map(|p| p.name.clone()).collect(),
+        },
     ));
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "gateway");

@@ -19,13 +19,13 @@
 pub mod app;
 pub mod auth;
 pub mod channel;
-pub mod providers;
-pub mod session;
-pub mod store;
 pub mod config;
 pub mod demo;
 pub mod identity;
 pub mod logging;
 pub mod metrics;
+pub mod providers;
 pub mod proxy;
+pub mod session;
+pub mod store;
 pub mod tls;

@@ -27,7 +27,8 @@ enum Command {
     Run,
     /// Validate a config file and exit: 0 when valid, 2 with every problem listed.
     CheckConfig,
-    /// Run the demo: gateway, sample add-in upstream and dev provider, no accounts needed.
+    /// Run the demo: gateway, sample add-in upstream and dev provider, no accounts needed
+    /// (`--config FILE` runs another file shaped like config/demo.toml).
     Demo {
         /// Plain HTTP on http://localhost:3001 instead of HTTPS.
         #[arg(long)]
@@ -56,7 +57,7 @@ fn main() -> ExitCode {
         Command::Certs { out } => certs(&out),
         Command::Demo { http } => {
             logging::init(cli.log_format);
-            match gateway::demo::run(http) {
+            match gateway::demo::run(http, cli.config.as_deref()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("gateway demo: {e:#}");

@@ -7,7 +7,7 @@ use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Requests answered, by route class and status code.
@@ -18,6 +18,12 @@ pub const UPSTREAM_CONNECT_FAILURES_TOTAL: &str = "gateway_upstream_connect_fail
 pub const LOGIN_FUNNEL_TOTAL: &str = "gateway_login_funnel_total";
 /// Token entries in the store.
 pub const STORE_ENTRIES: &str = "gateway_store_entries";
+/// Open status-channel sockets by transport.
+pub const CHANNEL_SOCKETS: &str = "gateway_channel_sockets";
+/// Status events queued to sockets.
+pub const CHANNEL_EVENTS_SENT_TOTAL: &str = "gateway_channel_events_sent_total";
+/// Status-channel joins refused, by reason.
+pub const CHANNEL_JOINS_REFUSED_TOTAL: &str = "gateway_channel_joins_refused_total";
 /// Request duration in seconds, by route class.
 pub const REQUEST_DURATION_SECONDS: &str = "gateway_request_duration_seconds";
 
@@ -30,6 +36,9 @@ pub struct Metrics {
     duration: HistogramVec,
     login: IntCounterVec,
     store_entries: IntGauge,
+    sockets: IntGaugeVec,
+    events_sent: IntCounter,
+    joins_refused: IntCounterVec,
 }
 
 impl Metrics {
@@ -51,7 +60,24 @@ impl Metrics {
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(login.clone()))?;
         registry.register(Box::new(store_entries.clone()))?;
-        Ok(Self { registry, requests, connect_failures, duration, login, store_entries })
+        let sockets = IntGaugeVec::new(Opts::new(CHANNEL_SOCKETS, "open status-channel sockets"), &["transport"])?;
+        let events_sent = IntCounter::new(CHANNEL_EVENTS_SENT_TOTAL, "status events queued to sockets")?;
+        let joins_refused =
+            IntCounterVec::new(Opts::new(CHANNEL_JOINS_REFUSED_TOTAL, "status-channel joins refused"), &["reason"])?;
+        registry.register(Box::new(sockets.clone()))?;
+        registry.register(Box::new(events_sent.clone()))?;
+        registry.register(Box::new(joins_refused.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            connect_failures,
+            duration,
+            login,
+            store_entries,
+            sockets,
+            events_sent,
+            joins_refused,
+        })
     }
 
     /// Counts one answered request; `route` is a fixed label from `proxy::route`.
@@ -69,6 +95,21 @@ impl Metrics {
     /// Sets the store-size gauge.
     pub fn set_store_entries(&self, n: u64) {
         self.store_entries.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// One more (`delta` = 1) or one fewer (-1) open socket on `transport`.
+    pub fn add_socket(&self, transport: &'static str, delta: i64) {
+        self.sockets.with_label_values(&[transport]).add(delta);
+    }
+
+    /// Counts `n` events queued to sockets.
+    pub fn add_events_sent(&self, n: u64) {
+        self.events_sent.inc_by(n);
+    }
+
+    /// Counts a refused join; `reason` is a fixed label.
+    pub fn refuse_join(&self, reason: &'static str) {
+        self.joins_refused.with_label_values(&[reason]).inc();
     }
 
     /// Counts one failed upstream connection.

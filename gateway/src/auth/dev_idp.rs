@@ -121,13 +121,23 @@ impl DevIdp {
             return error_page("only response_type=code with code_challenge_method=S256 is supported");
         }
         let Some(id) = random_token(24) else { return error_page("no randomness available") };
-        let pending = Pending { client_id: client.client_id, redirect_uri: client.redirect_uri, state, challenge, nonce: q("nonce") };
+        let pending = Pending {
+            client_id: client.client_id,
+            redirect_uri: client.redirect_uri,
+            state,
+            challenge,
+            nonce: q("nonce"),
+        };
         self.requests.insert(id.clone(), pending).await;
-        let body = LOGIN_FORM.replace("{{REQUEST}}", &html_escape(&id)).replace("{{ACTION}}", &format!("{DEV_PREFIX}/authorize"));
+        let body = LOGIN_FORM
+            .replace("{{REQUEST}}", &html_escape(&id))
+            .replace("{{ACTION}}", &format!("{DEV_PREFIX}/authorize"));
         let mut r = reply(200, "text/html; charset=utf-8", body);
         r.headers_mut().insert(
             "content-security-policy",
-            http::HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+            http::HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            ),
         );
         r
     }
@@ -165,7 +175,11 @@ impl DevIdp {
         let Some(code) = random_token(32) else { return error_page("no randomness available") };
         let state = pending.state.clone();
         self.codes.insert(code.clone(), Grant { pending, username }).await;
-        target.query_pairs_mut().append_pair("code", &code).append_pair("state", &state).append_pair("iss", &self.issuer);
+        target
+            .query_pairs_mut()
+            .append_pair("code", &code)
+            .append_pair("state", &state)
+            .append_pair("iss", &self.issuer);
         redirect(target.as_str())
     }
 

@@ -57,7 +57,8 @@ impl AuthService {
             providers.insert((*name).to_owned(), json!({"connect_url": self.connect_url(name, &session)}));
         }
         let mut r = json_reply(401, &json!({"error": "authentication_required", "providers": providers}));
-        r.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Gateway realm=\"gateway\""));
+        r.headers_mut()
+            .insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Gateway realm=\"gateway\""));
         with_cookie(r, set_cookie)
     }
 }

@@ -13,7 +13,10 @@ impl AuthService {
     pub async fn logout(self: &Arc<Self>, req: &AuthRequest<'_>) -> Reply {
         let origin = req.headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
         if origin != Some(self.public.origin().as_str()) {
-            return json_reply(403, &json!({"error": "forbidden", "message": "logout must come from the gateway's origin"}));
+            return json_reply(
+                403,
+                &json!({"error": "forbidden", "message": "logout must come from the gateway's origin"}),
+            );
         }
         let session = match self.session_of(req.headers) {
             Some(s) => s,

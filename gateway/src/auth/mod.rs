@@ -62,7 +62,9 @@ pub struct AuthRequest<'a> {
 impl AuthRequest<'_> {
     /// The first value of query parameter `name`.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query.and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name)).map(|(_, v)| v.into_owned())
+        self.query
+            .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name))
+            .map(|(_, v)| v.into_owned())
     }
 }
 

@@ -14,10 +14,12 @@ use crate::store::StoredTokens;
 /// An access token this close to expiry is refreshed before it is forwarded.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(30);
 
+type RefreshLock = Arc<tokio::sync::Mutex<()>>;
+
 /// Per-(session, provider) locks, so one refresh runs at a time.
 #[derive(Default)]
 pub struct RefreshLocks {
-    locks: Mutex<HashMap<(SessionId, ProviderName), Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<(SessionId, ProviderName), RefreshLock>>,
 }
 
 fn expiring(t: &StoredTokens) -> bool {

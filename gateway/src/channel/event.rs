@@ -37,15 +37,13 @@ impl StatusEvent {
     pub fn data(&self) -> Value {
         match self {
             StatusEvent::Init => json!("Private socket session established"),
-            StatusEvent::AuthSuccess(list) => Value::Array(
-                list.iter().map(|(p, n)| json!({"providerName": p, "displayName": n})).collect(),
-            ),
+            StatusEvent::AuthSuccess(list) => {
+                Value::Array(list.iter().map(|(p, n)| json!({"providerName": p, "displayName": n})).collect())
+            }
             StatusEvent::AuthFailure { provider, error, description } => {
                 json!({"providerName": provider, "error": error, "description": description})
             }
-            StatusEvent::AuthExpired(list) => {
-                Value::Array(list.iter().map(|p| json!({"providerName": p})).collect())
-            }
+            StatusEvent::AuthExpired(list) => Value::Array(list.iter().map(|p| json!({"providerName": p})).collect()),
         }
     }
 
@@ -61,7 +59,10 @@ mod tests {
 
     #[test]
     fn wire_shapes_follow_the_contract() {
-        assert_eq!(StatusEvent::Init.to_native_json(), r#"{"data":"Private socket session established","event":"init"}"#);
+        assert_eq!(
+            StatusEvent::Init.to_native_json(),
+            r#"{"data":"Private socket session established","event":"init"}"#
+        );
         let s = StatusEvent::AuthSuccess(vec![("dev".into(), "Ada".into())]);
         assert_eq!(s.data(), json!([{"providerName":"dev","displayName":"Ada"}]));
         assert_eq!(StatusEvent::AuthExpired(vec!["dev".into()]).data(), json!([{"providerName":"dev"}]));

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::event::StatusEvent;
+use crate::metrics::Metrics;
 use crate::session::SessionId;
 
 /// Events queued per socket before it counts as too slow.
@@ -23,11 +24,15 @@ pub enum JoinError {
     TooManySockets,
 }
 
+/// The sockets of one session: (socket id, its queue).
+type Room = Vec<(u64, mpsc::Sender<StatusEvent>)>;
+
 /// The rooms.
 pub struct Hub {
-    rooms: Mutex<HashMap<SessionId, Vec<(u64, mpsc::Sender<StatusEvent>)>>>,
+    rooms: Mutex<HashMap<SessionId, Room>>,
     next_id: std::sync::atomic::AtomicU64,
     max_per_session: usize,
+    metrics: Option<Metrics>,
 }
 
 /// A socket's membership; leaving the room happens on drop.
@@ -35,6 +40,7 @@ pub struct Membership {
     hub: Arc<Hub>,
     session: SessionId,
     id: u64,
+    transport: &'static str,
     /// The socket's event queue.
     pub events: mpsc::Receiver<StatusEvent>,
 }
@@ -42,27 +48,43 @@ pub struct Membership {
 impl Drop for Membership {
     fn drop(&mut self) {
         self.hub.leave(&self.session, self.id);
+        if let Some(m) = &self.hub.metrics {
+            m.add_socket(self.transport, -1);
+        }
     }
 }
 
 impl Hub {
-    /// An empty hub.
-    pub fn new(max_per_session: usize) -> Self {
-        Self { rooms: Mutex::new(HashMap::new()), next_id: 0.into(), max_per_session }
+    /// An empty hub; `metrics` counts sockets, events and refusals.
+    pub fn new(max_per_session: usize, metrics: Option<Metrics>) -> Self {
+        Self { rooms: Mutex::new(HashMap::new()), next_id: 0.into(), max_per_session, metrics }
     }
 
-    /// Adds a socket to `session`'s room.
-    pub fn join(self: &Arc<Self>, session: SessionId) -> Result<Membership, JoinError> {
+    /// Records a join refused before it reached the hub (no session, bad origin).
+    pub fn refuse(&self, reason: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.refuse_join(reason);
+        }
+    }
+
+    /// Adds a socket of `transport` (a fixed label) to `session`'s room.
+    pub fn join(self: &Arc<Self>, session: SessionId, transport: &'static str) -> Result<Membership, JoinError> {
         let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
         let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         let room = rooms.entry(session).or_default();
         room.retain(|(_, s)| !s.is_closed());
         if room.len() >= self.max_per_session {
+            drop(rooms);
+            self.refuse("too_many_sockets");
             return Err(JoinError::TooManySockets);
         }
         room.push((id, tx));
-        Ok(Membership { hub: Arc::clone(self), session, id, events: rx })
+        drop(rooms);
+        if let Some(m) = &self.metrics {
+            m.add_socket(transport, 1);
+        }
+        Ok(Membership { hub: Arc::clone(self), session, id, transport, events: rx })
     }
 
     fn leave(&self, session: &SessionId, id: u64) {
@@ -78,13 +100,69 @@ impl Hub {
     /// Sends `event` to every socket of `session`; slow sockets are dropped.
     pub fn publish(&self, session: &SessionId, event: &StatusEvent) {
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sent = 0;
         if let Some(room) = rooms.get_mut(session) {
-            room.retain(|(_, tx)| tx.try_send(event.clone()).is_ok());
+            room.retain(|(_, tx)| {
+                let ok = tx.try_send(event.clone()).is_ok();
+                sent += u64::from(ok);
+                ok
+            });
+        }
+        drop(rooms);
+        if let Some(m) = &self.metrics {
+            m.add_events_sent(sent);
         }
     }
 
     /// Sockets connected, for metrics.
     pub fn socket_count(&self) -> usize {
         self.rooms.lock().map(|r| r.values().map(Vec::len).sum()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sid() -> SessionId {
+        SessionId::generate().unwrap()
+    }
+
+    #[tokio::test]
+    async fn events_reach_only_their_room_and_late_rooms_get_nothing_old() {
+        let hub = Arc::new(Hub::new(16, None));
+        let (a, b) = (sid(), sid());
+        let mut ma = hub.join(a, "test").unwrap();
+        let mut mb = hub.join(b, "test").unwrap();
+        hub.publish(&a, &StatusEvent::AuthExpired(vec!["dev".into()]));
+        assert_eq!(ma.events.recv().await.unwrap(), StatusEvent::AuthExpired(vec!["dev".into()]));
+        assert!(mb.events.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn room_size_is_capped_and_leaving_frees_a_place() {
+        let hub = Arc::new(Hub::new(2, None));
+        let s = sid();
+        let m1 = hub.join(s, "test").unwrap();
+        let _m2 = hub.join(s, "test").unwrap();
+        assert!(matches!(hub.join(s, "test"), Err(JoinError::TooManySockets)));
+        drop(m1);
+        assert!(hub.join(s, "test").is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_slow_socket_is_dropped_not_buffered() {
+        let hub = Arc::new(Hub::new(16, None));
+        let s = sid();
+        let mut slow = hub.join(s, "test").unwrap();
+        for _ in 0..SOCKET_QUEUE + 5 {
+            hub.publish(&s, &StatusEvent::Init);
+        }
+        assert_eq!(hub.socket_count(), 0, "the full socket left the room");
+        let mut n = 0;
+        while slow.events.try_recv().is_ok() {
+            n += 1;
+        }
+        assert_eq!(n, SOCKET_QUEUE);
     }
 }

@@ -45,7 +45,12 @@ pub struct ChannelServerError {
 
 impl ChannelServer {
     /// Serves native events and, when `socketio_path` is set, socket.io.
-    pub fn new(hub: Arc<Hub>, signed_in: Arc<dyn SignedIn>, socketio_path: Option<String>, ping: Duration) -> Arc<Self> {
+    pub fn new(
+        hub: Arc<Hub>,
+        signed_in: Arc<dyn SignedIn>,
+        socketio_path: Option<String>,
+        ping: Duration,
+    ) -> Arc<Self> {
         let socketio = socketio_path.map(|p| (p, SocketIo::new(Arc::clone(&hub), Arc::clone(&signed_in), ping)));
         Arc::new(Self { hub, signed_in, socketio, ping })
     }
@@ -83,11 +88,8 @@ impl ChannelServer {
     }
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
-        let session = req
-            .headers()
-            .get(SESSION_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(SessionId::from_storage_key);
+        let session =
+            req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).and_then(SessionId::from_storage_key);
         let path = req.uri().path().to_owned();
         if path == EVENTS_PATH {
             return self.events(req, session);
@@ -105,7 +107,10 @@ impl ChannelServer {
             let (hub, signed_in, ping) = (Arc::clone(&self.hub), Arc::clone(&self.signed_in), self.ping);
             return upgrade(req, move |io| websocket::serve(io, session, hub, signed_in, ping));
         }
-        let Some(session) = session else { return plain(401, "unauthorized") };
+        let Some(session) = session else {
+            self.hub.refuse("unauthorized");
+            return plain(401, "unauthorized");
+        };
         let Some(rx) = sse::open(session, &self.hub, Arc::clone(&self.signed_in), SSE_KEEP_ALIVE) else {
             return plain(429, "too many sockets for this session");
         };
@@ -196,4 +201,3 @@ where
     }
     resp
 }
-

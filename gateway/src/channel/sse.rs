@@ -27,7 +27,7 @@ pub fn open(
     signed_in: Arc<dyn SignedIn>,
     keep_alive: Duration,
 ) -> Option<mpsc::Receiver<Bytes>> {
-    let mut member = hub.join(session).ok()?;
+    let mut member = hub.join(session, "sse").ok()?;
     let (tx, rx) = mpsc::channel(SSE_QUEUE);
     tokio::spawn(async move {
         // A retry hint for EventSource, then init and the current sign-ins.

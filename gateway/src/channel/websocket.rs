@@ -32,10 +32,11 @@ where
 {
     let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config())).await;
     let Some(session) = session else {
+        hub.refuse("unauthorized");
         close(&mut ws, CLOSE_UNAUTHORIZED, "unauthorized").await;
         return;
     };
-    let mut member = match hub.join(session) {
+    let mut member = match hub.join(session, "websocket") {
         Ok(m) => m,
         Err(_) => {
             close(&mut ws, CLOSE_TOO_MANY, "too many sockets for this session").await;

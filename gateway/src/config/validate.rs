@@ -187,7 +187,10 @@ fn session(raw: &RawSession, ctx: &Context<'_>, p: &mut Problems) -> Option<Sess
             "must be true while cookie_same_site = \"none\" (browsers drop the cookie otherwise)",
         );
     } else if !raw.cookie_secure && raw.cookie_partitioned {
-        p.add("session.cookie_secure", "must be true while cookie_partitioned = true (CHIPS cookies are always Secure)");
+        p.add(
+            "session.cookie_secure",
+            "must be true while cookie_partitioned = true (CHIPS cookies are always Secure)",
+        );
     }
     Some(SessionConfig {
         secrets,

@@ -74,46 +74,6 @@ impl HeaderPolicy {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::defaults::*;
-
-    fn policy() -> HeaderPolicy {
-        let h = |s: &str| HeaderName::from_bytes(s.as_bytes()).unwrap();
-        HeaderPolicy::from_config(&IdentityHeaderNames {
-            user: h("X-Remote-User"),
-            email: h(DEFAULT_EMAIL_HEADER),
-            preferred_username: h(DEFAULT_PREFERRED_USERNAME_HEADER),
-            name: h(DEFAULT_NAME_HEADER),
-            provider: h(DEFAULT_PROVIDER_HEADER),
-            access_token: h(DEFAULT_ACCESS_TOKEN_HEADER),
-        })
-    }
-
-    fn strip(names: &[&str], trusted: bool) -> Vec<String> {
-        let names: Vec<HeaderName> = names.iter().map(|n| HeaderName::from_bytes(n.as_bytes()).unwrap()).collect();
-        policy().headers_to_strip(names.iter(), trusted).iter().map(|n| n.to_string()).collect()
-    }
-
-    #[test]
-    fn identity_headers_go_in_every_spelling_even_from_trusted_peers() {
-        let got = strip(
-            &["X_Forwarded_User", "x-remote-user", "X_REMOTE_USER", "x-forwarded-email", "accept", "x-gateway-channel-session"],
-            true,
-        );
-        assert_eq!(got, ["x_forwarded_user", "x-remote-user", "x_remote_user", "x-forwarded-email", "x-gateway-channel-session"]);
-    }
-
-    #[test]
-    fn forwarding_headers_stay_only_from_trusted_peers() {
-        let all = ["forwarded", "x-forwarded-for", "x-forwarded-proto", "x-real-ip", "x-original-url", "host"];
-        assert_eq!(strip(&all, false).len(), 5);
-        assert!(strip(&all, true).is_empty());
-        assert_eq!(strip(&["x_forwarded_for"], true), ["x_forwarded_for"]);
-    }
-}
-
 /// The identity headers for `identity` (and the access token when `forward_token`), with
 /// values that cannot form a valid header (control characters) left out.
 pub fn identity_headers(
@@ -144,4 +104,54 @@ pub fn identity_headers(
         push(&names.access_token, tokens.access_token.expose_secret());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::defaults::*;
+
+    fn policy() -> HeaderPolicy {
+        let h = |s: &str| HeaderName::from_bytes(s.as_bytes()).unwrap();
+        HeaderPolicy::from_config(&IdentityHeaderNames {
+            user: h("X-Remote-User"),
+            email: h(DEFAULT_EMAIL_HEADER),
+            preferred_username: h(DEFAULT_PREFERRED_USERNAME_HEADER),
+            name: h(DEFAULT_NAME_HEADER),
+            provider: h(DEFAULT_PROVIDER_HEADER),
+            access_token: h(DEFAULT_ACCESS_TOKEN_HEADER),
+        })
+    }
+
+    fn strip(names: &[&str], trusted: bool) -> Vec<String> {
+        let names: Vec<HeaderName> = names.iter().map(|n| HeaderName::from_bytes(n.as_bytes()).unwrap()).collect();
+        policy().headers_to_strip(names.iter(), trusted).iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn identity_headers_go_in_every_spelling_even_from_trusted_peers() {
+        let got = strip(
+            &[
+                "X_Forwarded_User",
+                "x-remote-user",
+                "X_REMOTE_USER",
+                "x-forwarded-email",
+                "accept",
+                "x-gateway-channel-session",
+            ],
+            true,
+        );
+        assert_eq!(
+            got,
+            ["x_forwarded_user", "x-remote-user", "x_remote_user", "x-forwarded-email", "x-gateway-channel-session"]
+        );
+    }
+
+    #[test]
+    fn forwarding_headers_stay_only_from_trusted_peers() {
+        let all = ["forwarded", "x-forwarded-for", "x-forwarded-proto", "x-real-ip", "x-original-url", "host"];
+        assert_eq!(strip(&all, false).len(), 5);
+        assert!(strip(&all, true).is_empty());
+        assert_eq!(strip(&["x_forwarded_for"], true), ["x_forwarded_for"]);
+    }
 }

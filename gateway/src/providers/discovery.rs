@@ -38,8 +38,7 @@ pub async fn discover(issuer: &Url, http: &dyn HttpClient) -> Result<Endpoints, 
     if resp.status() != 200 {
         return Err(DiscoveryError::Invalid(format!("status {}", resp.status().as_u16())));
     }
-    let doc: Document =
-        serde_json::from_slice(resp.body()).map_err(|e| DiscoveryError::Invalid(format!("{e}")))?;
+    let doc: Document = serde_json::from_slice(resp.body()).map_err(|e| DiscoveryError::Invalid(format!("{e}")))?;
     // Discovery §4.3: the issuer in the document must be the one configured.
     if doc.issuer.trim_end_matches('/') != base {
         return Err(DiscoveryError::Invalid(format!("it names issuer {}", doc.issuer)));

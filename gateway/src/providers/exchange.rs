@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
     ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
@@ -134,8 +136,9 @@ fn map_error(e: RequestTokenError<HttpError, BasicErrorResponse>) -> ExchangeErr
 /// The oauth2 crate's HTTP client: a function returning an owned future (no borrowed client).
 fn oauth_http(
     http: &Arc<dyn HttpClient>,
-) -> impl Fn(oauth2::HttpRequest) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send>>
-{
+) -> impl Fn(
+    oauth2::HttpRequest,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send>> {
     let http = Arc::clone(http);
     move |req| {
         let http = Arc::clone(&http);
@@ -202,8 +205,8 @@ fn revocation_request(provider: &Provider, token: &SecretString) -> (Vec<u8>, Op
 pub async fn revoke(provider: &Provider, resolved: &Resolved, http: &dyn HttpClient, token: &SecretString) {
     let Some(endpoint) = &resolved.endpoints.revocation else { return };
     let (body, basic) = revocation_request(provider, token);
-    let mut builder = http::Request::post(endpoint.as_str())
-        .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    let mut builder =
+        http::Request::post(endpoint.as_str()).header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     if let Some(basic) = basic {
         builder = builder.header(http::header::AUTHORIZATION, basic);
     }

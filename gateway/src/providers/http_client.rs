@@ -76,14 +76,8 @@ impl HttpClient for NetClient {
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
         let (parts, body) = req.into_parts();
         let url = parts.uri.to_string();
-        let mut resp = self
-            .inner
-            .request(parts.method, url)
-            .headers(parts.headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(classify)?;
+        let mut resp =
+            self.inner.request(parts.method, url).headers(parts.headers).body(body).send().await.map_err(classify)?;
         if resp.content_length().is_some_and(|l| l > MAX_RESPONSE_BYTES as u64) {
             return Err(HttpError::TooLarge);
         }

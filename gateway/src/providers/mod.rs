@@ -103,7 +103,7 @@ pub enum ProviderError {
 }
 
 enum Source {
-    Fixed(Option<Endpoints>),
+    Fixed(Option<Box<Endpoints>>),
     Discover(Url),
 }
 
@@ -126,20 +126,22 @@ pub struct Provider {
 impl Provider {
     fn from_config(cfg: &ProviderConfig, public_origin: &str) -> Self {
         let source = match &cfg.kind {
-            ProviderKind::Entra { tenant } => Source::Fixed(presets::entra(tenant)),
-            ProviderKind::Google => Source::Fixed(presets::google()),
-            ProviderKind::Github => Source::Fixed(presets::github()),
+            ProviderKind::Entra { tenant } => Source::Fixed(presets::entra(tenant).map(Box::new)),
+            ProviderKind::Google => Source::Fixed(presets::google().map(Box::new)),
+            ProviderKind::Github => Source::Fixed(presets::github().map(Box::new)),
             ProviderKind::Oidc { issuer } => Source::Discover(issuer.clone()),
-            ProviderKind::OAuth2 { authorize_url, token_url, userinfo_url } => Source::Fixed(Some(Endpoints {
-                authorization: authorize_url.clone(),
-                token: token_url.clone(),
-                userinfo: Some(userinfo_url.clone()),
-                jwks: None,
-                revocation: None,
-                issuer: IssuerRule::None,
-                user: UserSource::UserInfo,
-            })),
-            ProviderKind::Dev => Source::Fixed(presets::dev(public_origin)),
+            ProviderKind::OAuth2 { authorize_url, token_url, userinfo_url } => {
+                Source::Fixed(Some(Box::new(Endpoints {
+                    authorization: authorize_url.clone(),
+                    token: token_url.clone(),
+                    userinfo: Some(userinfo_url.clone()),
+                    jwks: None,
+                    revocation: None,
+                    issuer: IssuerRule::None,
+                    user: UserSource::UserInfo,
+                })))
+            }
+            ProviderKind::Dev => Source::Fixed(presets::dev(public_origin).map(Box::new)),
         };
         Self {
             name: cfg.name.clone(),
@@ -158,7 +160,7 @@ impl Provider {
         self.resolved
             .get_or_try_init(|| async {
                 let mut endpoints = match &self.source {
-                    Source::Fixed(Some(e)) => e.clone(),
+                    Source::Fixed(Some(e)) => (**e).clone(),
                     Source::Fixed(None) => return Err(ProviderError::BadEndpoints),
                     Source::Discover(issuer) => discovery::discover(issuer, http).await?,
                 };

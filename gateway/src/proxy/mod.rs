@@ -96,15 +96,17 @@ impl Gateway {
         let req = session.req_header();
         let origin = req.headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
         if !channel::origin_allowed(origin, &self.channel.own_origin, &self.channel.allowed_origins) {
+            self.metrics.refuse_join("bad_origin");
             respond::write(session, respond::forbidden_origin()).await?;
             return Ok(true);
         }
         let ticket = req.uri.query().and_then(|q| {
             url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "ticket").map(|(_, v)| v.into_owned())
         });
-        let sid = self.auth.session_of(&req.headers).or_else(|| {
-            ticket.and_then(|t| crate::session::ticket::verify_ticket(self.auth.keys(), &t).ok())
-        });
+        let sid = self
+            .auth
+            .session_of(&req.headers)
+            .or_else(|| ticket.and_then(|t| crate::session::ticket::verify_ticket(self.auth.keys(), &t).ok()));
         if let Some(sid) = sid {
             session.req_header_mut().insert_header(channel::SESSION_HEADER, sid.storage_key())?;
         }

@@ -38,10 +38,8 @@ pub fn session_from_headers(headers: &HeaderMap, name: &str, keys: &Keyring) -> 
         let Ok(value) = value.to_str() else { continue };
         for c in Cookie::split_parse(value).flatten() {
             if c.name() == name {
-                if let Some(id) = keys
-                    .verify(Purpose::SessionCookie, c.value())
-                    .ok()
-                    .and_then(|p| SessionId::from_bytes(&p))
+                if let Some(id) =
+                    keys.verify(Purpose::SessionCookie, c.value()).ok().and_then(|p| SessionId::from_bytes(&p))
                 {
                     return Some(id);
                 }

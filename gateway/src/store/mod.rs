@@ -38,11 +38,7 @@ pub struct Identity {
 impl Identity {
     /// The best name to show a person.
     pub fn display_name(&self) -> &str {
-        self.name
-            .as_deref()
-            .or(self.preferred_username.as_deref())
-            .or(self.email.as_deref())
-            .unwrap_or(&self.subject)
+        self.name.as_deref().or(self.preferred_username.as_deref()).or(self.email.as_deref()).unwrap_or(&self.subject)
     }
 }
 
@@ -123,8 +119,11 @@ pub trait TokenStore: Send + Sync {
     /// Stores tokens for `session`; replaces (never fails on) an existing entry for the provider.
     async fn put_tokens(&self, session: &SessionId, tokens: StoredTokens) -> Result<(), StoreError>;
     /// Live tokens of `session` at `provider`.
-    async fn tokens(&self, session: &SessionId, provider: &ProviderName)
-        -> Result<Option<Arc<StoredTokens>>, StoreError>;
+    async fn tokens(
+        &self,
+        session: &SessionId,
+        provider: &ProviderName,
+    ) -> Result<Option<Arc<StoredTokens>>, StoreError>;
     /// Removes the tokens of `session` at `provider`, or at every provider in `all` when `None`;
     /// returns what was removed.
     async fn remove_tokens(

@@ -101,11 +101,30 @@ impl SocketIo {
     }
 
     /// Creates a session and its heartbeat task; `None` when at capacity.
-    pub(super) fn open(self: &Arc<Self>, version: Version, binary: bool, owner: Option<SessionId>) -> Option<Arc<EngineSession>> {
+    pub(super) fn open(
+        self: &Arc<Self>,
+        version: Version,
+        binary: bool,
+        owner: Option<SessionId>,
+    ) -> Option<Arc<EngineSession>> {
         let sid = random_token(15)?;
         let (closed, _) = watch::channel(false);
-        let state = State { queue: VecDeque::new(), polling: false, upgraded: false, connected: false, last_seen: Instant::now() };
-        let s = Arc::new(EngineSession { sid: sid.clone(), version, binary, owner, state: Mutex::new(state), notify: Notify::new(), closed });
+        let state = State {
+            queue: VecDeque::new(),
+            polling: false,
+            upgraded: false,
+            connected: false,
+            last_seen: Instant::now(),
+        };
+        let s = Arc::new(EngineSession {
+            sid: sid.clone(),
+            version,
+            binary,
+            owner,
+            state: Mutex::new(state),
+            notify: Notify::new(),
+            closed,
+        });
         {
             let mut map = self.map();
             if map.len() >= MAX_SESSIONS {
@@ -163,7 +182,9 @@ impl SocketIo {
             PacketType::Close => s.close(),
             PacketType::Message => match packet::parse(data) {
                 Some(ClientPacket::Connect) if s.version == Version::V4 => self.connect(s),
-                Some(ClientPacket::ConnectOther(ns)) => s.push(packet::connect_error(s.version, &ns, "Invalid namespace")),
+                Some(ClientPacket::ConnectOther(ns)) => {
+                    s.push(packet::connect_error(s.version, &ns, "Invalid namespace"))
+                }
                 Some(ClientPacket::Disconnect) => s.close(),
                 Some(_) => {}
                 None => s.close(),
@@ -178,10 +199,11 @@ impl SocketIo {
             return;
         }
         let Some(owner) = s.owner else {
+            self.hub.refuse("unauthorized");
             s.push(packet::connect_error(s.version, "/", "unauthorized"));
             return;
         };
-        let Ok(mut member) = self.hub.join(owner) else {
+        let Ok(mut member) = self.hub.join(owner, "socketio") else {
             s.push(packet::connect_error(s.version, "/", "too many sockets for this session"));
             return;
         };
@@ -243,7 +265,11 @@ impl SocketIo {
     }
 
     /// `2probe` → `3probe`, then `5`: the polling transport hands over to this websocket.
-    async fn probe<S: AsyncRead + AsyncWrite + Unpin>(&self, ws: &mut WebSocketStream<S>, s: &Arc<EngineSession>) -> bool {
+    async fn probe<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        ws: &mut WebSocketStream<S>,
+        s: &Arc<EngineSession>,
+    ) -> bool {
         let deadline = tokio::time::sleep(Duration::from_secs(10));
         tokio::pin!(deadline);
         loop {
@@ -272,7 +298,11 @@ impl SocketIo {
         }
     }
 
-    async fn pump_websocket<S: AsyncRead + AsyncWrite + Unpin>(self: &Arc<Self>, ws: &mut WebSocketStream<S>, s: &Arc<EngineSession>) {
+    async fn pump_websocket<S: AsyncRead + AsyncWrite + Unpin>(
+        self: &Arc<Self>,
+        ws: &mut WebSocketStream<S>,
+        s: &Arc<EngineSession>,
+    ) {
         let mut closed = s.closed.subscribe();
         // The no-op queued for the old long-poll must not reach the websocket.
         s.lock().queue.retain(|p| p != "6");

@@ -11,8 +11,8 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use super::jwks::{JwksCache, JwksError};
 use super::http_client::HttpClient;
+use super::jwks::{JwksCache, JwksError};
 
 /// Signature algorithms accepted on ID tokens.
 pub const ALLOWED_ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::PS256, Algorithm::ES256];
@@ -117,11 +117,11 @@ pub struct Expectations<'a> {
 }
 
 fn key_fits(alg: Algorithm, jwk: &Jwk) -> bool {
-    let kty_ok = match (&jwk.algorithm, alg) {
-        (AlgorithmParameters::RSA(_), Algorithm::RS256 | Algorithm::PS256) => true,
-        (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256) => true,
-        _ => false,
-    };
+    let kty_ok = matches!(
+        (&jwk.algorithm, alg),
+        (AlgorithmParameters::RSA(_), Algorithm::RS256 | Algorithm::PS256)
+            | (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
+    );
     let declared_ok = jwk.common.key_algorithm.is_none_or(|a| format!("{a:?}") == format!("{alg:?}"));
     kty_ok && declared_ok
 }
