@@ -24,6 +24,7 @@ use crate::proxy::upstream::{UpstreamError, Upstreams};
 use crate::proxy::{ChannelRouting, Gateway};
 use crate::store::memory::MemoryStore;
 use crate::store::{RemovalCause, TokenStore};
+use crate::teams::TeamsService;
 
 /// Why the server could not be built or run.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +85,15 @@ pub fn build_server(config: &Config) -> Result<Server, AppError> {
     let local = dev_idp.as_ref().map(|d| (d.issuer().to_owned(), Arc::clone(d) as Arc<dyn HttpClient>));
     let http: Arc<dyn HttpClient> = Arc::new(RoutedClient::new(NetClient::new()?, local));
     let providers = ProviderRegistry::from_config(config, http);
-    let auth = Arc::new(AuthService::new(config, providers, Arc::clone(&store), Arc::clone(&hub), metrics.clone()));
+    let teams = config.teams.as_ref().map(|t| {
+        let keys = crate::session::Keyring::from_secrets(&config.session.secrets);
+        let origin = config.server.public_url.origin();
+        Arc::new(TeamsService::new(t, keys, config.session.token_ttl.get(), origin, Arc::clone(providers.http_arc())))
+    });
+    let auth = Arc::new(
+        AuthService::new(config, providers, Arc::clone(&store), Arc::clone(&hub), metrics.clone())
+            .with_teams(teams.clone()),
+    );
     let socket = channel_socket_path().map_err(AppError::ChannelSocket)?;
     let channel_server = ChannelServer::new(
         Arc::clone(&hub),
@@ -102,7 +111,7 @@ pub fn build_server(config: &Config) -> Result<Server, AppError> {
         own_origin: config.server.public_url.origin(),
         allowed_origins: config.channel.allowed_origins.clone(),
     };
-    let gateway = Gateway::new(config, upstreams, auth, dev_idp, routing, metrics.clone());
+    let gateway = Gateway::new(config, upstreams, auth, dev_idp, routing, teams, metrics.clone());
     server.add_service(background_service(
         "token store",
         StoreTasks {

@@ -28,4 +28,5 @@ pub mod providers;
 pub mod proxy;
 pub mod session;
 pub mod store;
+pub mod teams;
 pub mod tls;

@@ -42,18 +42,22 @@ impl AuthService {
         };
         let opener = flow.opener;
         let session = flow.session;
-        match self.finish(provider, &flow, req).await {
-            Ok(identity) => {
+        let finished = match self.finish(provider, &flow, req).await {
+            Ok(stored) => self.keep(&flow, stored).await,
+            Err(e) => Err(e),
+        };
+        match finished {
+            Ok((identity, code)) => {
                 self.metrics.observe_login(label, "completed");
                 tracing::info!(provider, session = %session.log_tag(), "sign-in completed");
-                self.announce_signed_in(&session).await;
-                Ok(completion::page(
-                    200,
-                    provider,
-                    &self.public.origin(),
-                    opener,
-                    Outcome::Success { user: identity.display_name() },
-                ))
+                let outcome = match &code {
+                    Some(code) => Outcome::TeamsCode { user: identity.display_name(), code },
+                    None => {
+                        self.announce_signed_in(&session).await;
+                        Outcome::Success { user: identity.display_name() }
+                    }
+                };
+                Ok(completion::page(200, provider, &self.public.origin(), opener, outcome))
             }
             Err(error) => {
                 self.report_failure(provider, &session, &error);
@@ -79,7 +83,28 @@ impl AuthService {
         self.hub.publish(session, &event);
     }
 
-    async fn finish(&self, provider: &str, flow: &FlowRecord, req: &AuthRequest<'_>) -> Result<Identity, FlowError> {
+    /// Stores the tokens: under the browser session, or pending for a Teams user (with a code).
+    async fn keep(&self, flow: &FlowRecord, stored: StoredTokens) -> Result<(Identity, Option<String>), FlowError> {
+        let identity = stored.identity.clone();
+        match (&flow.teams_user, &self.teams) {
+            (Some(user), Some(teams)) => {
+                let code = teams.begin_pending(user, stored).await.ok_or(FlowError::Random)?;
+                Ok((identity, Some(code)))
+            }
+            (Some(_), None) => Err(FlowError::Store),
+            (None, _) => {
+                self.store.put_tokens(&flow.session, stored).await.map_err(|_| FlowError::Store)?;
+                Ok((identity, None))
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        provider: &str,
+        flow: &FlowRecord,
+        req: &AuthRequest<'_>,
+    ) -> Result<StoredTokens, FlowError> {
         if flow.provider.as_str() != provider {
             return Err(FlowError::ProviderMismatch);
         }
@@ -128,15 +153,13 @@ impl AuthService {
                 userinfo::from_userinfo(http, url, &tokens.access_token, &p.name).await?
             }
         };
-        let stored = StoredTokens {
-            identity: identity.clone(),
+        Ok(StoredTokens {
+            identity,
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
             access_expires_at: tokens.expires_at,
             signed_in_at: SystemTime::now(),
-        };
-        self.store.put_tokens(&flow.session, stored).await.map_err(|_| FlowError::Store)?;
-        Ok(identity)
+        })
     }
 }
 

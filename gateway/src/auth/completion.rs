@@ -23,6 +23,13 @@ pub enum Outcome<'a> {
         /// The user's display name.
         user: &'a str,
     },
+    /// Signed in from Teams: the code goes to `notifySuccess` and is shown to type if needed.
+    TeamsCode {
+        /// The user's display name.
+        user: &'a str,
+        /// The security code.
+        code: &'a str,
+    },
     /// Failed with an OAuth error code.
     Failure {
         /// The OAuth error code.
@@ -41,6 +48,12 @@ pub fn page(status: u16, provider: &str, origin: &str, opener: Opener, outcome: 
             format!("Signed in as {}. This window closes by itself.", user),
             json!({"status": "success", "provider": provider, "origin": origin,
                    "opener": opener_name(opener), "closeDelayMs": CLOSE_DELAY_MS}),
+        ),
+        Outcome::TeamsCode { user, code } => (
+            "Signed in".to_owned(),
+            format!("Signed in as {user}. If this window stays open, type this code in Teams: {code}"),
+            json!({"status": "success", "provider": provider, "origin": origin, "code": code,
+                   "opener": opener_name(opener), "closeDelayMs": CLOSE_DELAY_MS * 50}),
         ),
         Outcome::Failure { error, description } => (
             "Sign-in failed".to_owned(),

@@ -9,7 +9,18 @@ use crate::store::{FlowRecord, Opener};
 impl AuthService {
     /// Verifies the ticket, records a single-use login transaction and redirects to the provider.
     pub async fn connect(&self, provider: &str, ticket_text: &str, req: &AuthRequest<'_>) -> Result<Reply, FlowError> {
-        let session = ticket::verify_ticket(&self.keys, ticket_text)?;
+        // A Teams user reference (`t.…`) stands for a Teams user instead of a browser session.
+        let teams_user = if ticket_text.starts_with(crate::teams::TEAMS_TICKET_PREFIX) {
+            let user = crate::teams::TeamsService::verify_reference(&self.keys, ticket_text)
+                .ok_or(FlowError::Ticket(ticket::TicketError::Invalid))?;
+            Some(user)
+        } else {
+            None
+        };
+        let session = match &teams_user {
+            Some(_) => crate::session::SessionId::generate().ok_or(FlowError::Random)?,
+            None => ticket::verify_ticket(&self.keys, ticket_text)?,
+        };
         let p = self.providers.get(provider).ok_or_else(|| FlowError::UnknownProvider(provider.to_owned()))?;
         let resolved = p.resolve(self.providers.http()).await?;
         // Parallel sign-ins (two popups, two tabs) each get their own state: they never collide.
@@ -23,7 +34,7 @@ impl AuthService {
             Some("teams") => Opener::Teams,
             _ => Opener::Window,
         };
-        let flow = FlowRecord { session, provider: p.name.clone(), pkce_verifier: verifier, nonce, opener };
+        let flow = FlowRecord { session, provider: p.name.clone(), pkce_verifier: verifier, nonce, opener, teams_user };
         self.store.put_flow(&state, flow).await.map_err(|_| FlowError::Store)?;
         self.metrics.observe_login(p.name.as_str(), "started");
         tracing::debug!(provider = %p.name, session = %session.log_tag(), "sign-in started");

@@ -79,6 +79,7 @@ pub struct AuthService {
     pub(crate) public: PublicUrl,
     pub(crate) metrics: Metrics,
     pub(crate) refresh_locks: refresh::RefreshLocks,
+    pub(crate) teams: Option<Arc<crate::teams::TeamsService>>,
 }
 
 impl AuthService {
@@ -100,7 +101,14 @@ impl AuthService {
             public: config.server.public_url.clone(),
             metrics,
             refresh_locks: refresh::RefreshLocks::default(),
+            teams: None,
         }
+    }
+
+    /// Connects the Teams loop, so Teams sign-ins keep their tokens pending for a code.
+    pub fn with_teams(mut self, teams: Option<Arc<crate::teams::TeamsService>>) -> Self {
+        self.teams = teams;
+        self
     }
 
     /// The session of a request's cookie, if genuine.

@@ -215,7 +215,7 @@ pub struct RouteRule {
 }
 
 /// `[teams]`
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TeamsConfig {
     /// Bot endpoint path.
     pub bot_path: String,

@@ -30,6 +30,8 @@ pub struct RequestCtx {
     pub forward_token: bool,
     /// Whether the request goes to the in-process channel server instead of an upstream.
     pub channel: bool,
+    /// A replacement request body for the upstream (a Teams activity without `value.state`).
+    pub body_override: Option<bytes::Bytes>,
 }
 
 impl RequestCtx {
@@ -46,6 +48,7 @@ impl RequestCtx {
             tokens: None,
             forward_token: false,
             channel: false,
+            body_override: None,
         }
     }
 }

@@ -14,9 +14,14 @@ pub(super) const MAX_LOCAL_BODY: usize = 16 * 1024;
 
 /// Reads the request body up to [`MAX_LOCAL_BODY`]; `None` when it is larger.
 async fn read_body(session: &mut Session) -> pingora::Result<Option<Bytes>> {
+    read_bounded(session, MAX_LOCAL_BODY).await
+}
+
+/// Reads the whole request body if it is at most `max` bytes; `None` when it is larger.
+pub(super) async fn read_bounded(session: &mut Session, max: usize) -> pingora::Result<Option<Bytes>> {
     let mut buf = BytesMut::new();
     while let Some(chunk) = session.read_request_body().await? {
-        if buf.len() + chunk.len() > MAX_LOCAL_BODY {
+        if buf.len() + chunk.len() > max {
             return Ok(None);
         }
         buf.extend_from_slice(&chunk);
@@ -59,7 +64,7 @@ impl Gateway {
                 None => respond::not_found(),
             },
             Route::ClientJs => respond::client_js(),
-            Route::NotFound | Route::Upstream | Route::Events | Route::SocketIo => respond::not_found(),
+            Route::NotFound | Route::Upstream | Route::Events | Route::SocketIo | Route::Bot => respond::not_found(),
         };
         respond::write_reply(session, reply).await
     }

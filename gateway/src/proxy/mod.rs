@@ -32,6 +32,7 @@ use crate::channel;
 use crate::config::{types::AllowedHost, Config, IdentityHeaderNames};
 use crate::identity::{self, HeaderPolicy};
 use crate::metrics::Metrics;
+use crate::teams::{BotDecision, TeamsService};
 pub use ctx::RequestCtx;
 use route::Route;
 use rules::RouteRules;
@@ -49,6 +50,7 @@ pub struct Gateway {
     auth: Arc<AuthService>,
     dev_idp: Option<Arc<DevIdp>>,
     channel: ChannelRouting,
+    teams: Option<Arc<TeamsService>>,
     metrics: Metrics,
 }
 
@@ -72,6 +74,7 @@ impl Gateway {
         auth: Arc<AuthService>,
         dev_idp: Option<Arc<DevIdp>>,
         channel: ChannelRouting,
+        teams: Option<Arc<TeamsService>>,
         metrics: Metrics,
     ) -> Self {
         Self {
@@ -85,7 +88,41 @@ impl Gateway {
             auth,
             dev_idp,
             channel,
+            teams,
             metrics,
+        }
+    }
+
+    /// A request to the Teams bot endpoint: the auth loop decides (`teams`); returns `true`
+    /// when answered here, `false` to forward (with the identity and body it chose).
+    async fn route_bot(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let Some(teams) = &self.teams else { return Ok(false) };
+        if session.req_header().method != http::Method::POST {
+            respond::write_reply(session, respond::method_not_allowed("POST")).await?;
+            return Ok(true);
+        }
+        // The body is read here and replayed to the upstream from Pingora's retry buffer.
+        session.enable_retry_buffering();
+        let Some(body) = local::read_bounded(session, crate::teams::activity::MAX_ACTIVITY_BYTES).await? else {
+            respond::write(session, respond::too_large()).await?;
+            return Ok(true);
+        };
+        let auth = session.req_header().headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        match teams.handle(auth, &body).await {
+            BotDecision::Reply(json) => {
+                respond::write(session, respond::LocalResponse::json(200, &json)).await?;
+                Ok(true)
+            }
+            BotDecision::Refuse { status, message } => {
+                let json = serde_json::json!({"error": "bad_request", "message": message});
+                respond::write(session, respond::LocalResponse::json(status, &json)).await?;
+                Ok(true)
+            }
+            BotDecision::Forward { tokens, body } => {
+                ctx.tokens = tokens;
+                ctx.body_override = body.map(bytes::Bytes::from);
+                Ok(false)
+            }
         }
     }
 
@@ -188,10 +225,14 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         let path = session.req_header().uri.path().to_owned();
-        let route = route::classify(&path, self.channel.socketio_path.as_deref());
+        let bot_path = self.teams.as_ref().map(|t| t.bot_path());
+        let route = route::classify_with(&path, self.channel.socketio_path.as_deref(), bot_path);
         ctx.route = route.label();
         if matches!(route, Route::Events | Route::SocketIo) {
             return self.route_channel(session, ctx).await;
+        }
+        if route == Route::Bot {
+            return self.route_bot(session, ctx).await;
         }
         if route != Route::Upstream {
             self.answer_local(session, route).await?;
@@ -244,6 +285,23 @@ impl ProxyHttp for Gateway {
                 upstream_request.insert_header(name, value)?;
             }
         }
+        if let Some(body) = &ctx.body_override {
+            upstream_request.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+            upstream_request.remove_header(&http::header::TRANSFER_ENCODING);
+        }
+        Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(replacement) = ctx.body_override.take() {
+            *body = Some(replacement);
+        }
         Ok(())
     }
 
@@ -261,6 +319,8 @@ impl ProxyHttp for Gateway {
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut RequestCtx) -> FailToProxy {
         let status = respond::status_for(e);
         if status > 0 {
+            // The connection is not reused after a failed proxy attempt: say so (`Connection: close`).
+            session.set_keepalive(None);
             let body = respond::proxy_failure(status, Self::wants_json(session));
             if let Err(write_err) = respond::write(session, body).await {
                 tracing::debug!(error = %write_err, "could not send the error response");

@@ -42,6 +42,8 @@ pub enum Route<'a> {
     SocketIo,
     /// The client script.
     ClientJs,
+    /// The Teams bot endpoint (`teams.bot_path`).
+    Bot,
     /// The built-in dev provider (path after its prefix).
     DevIdp(&'a str),
     /// Under `/_gateway/` or `/connect/` but nothing the gateway serves.
@@ -62,6 +64,7 @@ impl Route<'_> {
             Route::Events => "events",
             Route::SocketIo => "socketio",
             Route::ClientJs => "client_js",
+            Route::Bot => "teams_bot",
             Route::DevIdp(_) => "dev_idp",
             Route::NotFound => "not_found",
             Route::Upstream => "upstream",
@@ -71,6 +74,14 @@ impl Route<'_> {
 
 /// Which route `path` (without the query) is; `socketio` is the configured socket.io path.
 pub fn classify<'a>(path: &'a str, socketio: Option<&str>) -> Route<'a> {
+    classify_with(path, socketio, None)
+}
+
+/// [`classify`], plus the Teams bot path when configured.
+pub fn classify_with<'a>(path: &'a str, socketio: Option<&str>, bot: Option<&str>) -> Route<'a> {
+    if bot == Some(path) {
+        return Route::Bot;
+    }
     match path {
         HEALTH_PATH => return Route::Health,
         SESSION_PATH => return Route::Session,

@@ -45,6 +45,7 @@ pub enum SignatureError {
 }
 
 /// The signing keys of `session.secret`.
+#[derive(Clone)]
 pub struct Keyring {
     keys: Vec<hmac::Key>,
 }

@@ -6,10 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::future::Cache;
 use moka::notification::RemovalCause as MokaCause;
-use moka::Expiry;
 use tokio::sync::broadcast;
 
-use super::{FlowRecord, Removal, RemovalCause, StoreError, StoredTokens, TokenStore, FLOW_TTL};
+use super::{FlowRecord, Removal, RemovalCause, SinceSignIn, StoreError, StoredTokens, TokenStore, FLOW_TTL};
 use crate::config::types::ProviderName;
 use crate::session::SessionId;
 
@@ -19,35 +18,6 @@ pub const MAX_TOKEN_ENTRIES: u64 = 1_000_000;
 pub const MAX_FLOWS: u64 = 200_000;
 
 type Key = (SessionId, ProviderName);
-
-/// Absolute lifetime: an entry expires `ttl` after its sign-in, whether it was inserted then or
-/// replaced later by a refresh (which keeps `signed_in_at`).
-struct SinceSignIn {
-    ttl: Duration,
-}
-
-impl SinceSignIn {
-    fn remaining(&self, value: &StoredTokens) -> Option<Duration> {
-        let age = value.signed_in_at.elapsed().unwrap_or_default();
-        Some(self.ttl.saturating_sub(age))
-    }
-}
-
-impl Expiry<Key, Arc<StoredTokens>> for SinceSignIn {
-    fn expire_after_create(&self, _k: &Key, v: &Arc<StoredTokens>, _now: std::time::Instant) -> Option<Duration> {
-        self.remaining(v)
-    }
-
-    fn expire_after_update(
-        &self,
-        _k: &Key,
-        v: &Arc<StoredTokens>,
-        _now: std::time::Instant,
-        _current: Option<Duration>,
-    ) -> Option<Duration> {
-        self.remaining(v)
-    }
-}
 
 /// Tokens and transactions in this process.
 pub struct MemoryStore {
@@ -63,7 +33,7 @@ impl MemoryStore {
         let tx = removals.clone();
         let tokens = Cache::builder()
             .max_capacity(MAX_TOKEN_ENTRIES)
-            .expire_after(SinceSignIn { ttl: token_ttl })
+            .expire_after(SinceSignIn::new(token_ttl))
             .eviction_listener(move |key: Arc<Key>, _value, cause| {
                 let cause = match cause {
                     MokaCause::Expired | MokaCause::Size => RemovalCause::Expired,
@@ -144,6 +114,7 @@ fn clone_flow(f: &FlowRecord) -> FlowRecord {
         pkce_verifier: f.pkce_verifier.clone(),
         nonce: f.nonce.clone(),
         opener: f.opener,
+        teams_user: f.teams_user.clone(),
     }
 }
 
@@ -224,6 +195,7 @@ mod tests {
             pkce_verifier: SecretString::from("v".to_owned()),
             nonce: "n".into(),
             opener: Opener::Window,
+            teams_user: None,
         };
         store.put_flow("st", flow).await.unwrap();
         assert!(store.take_flow("st").await.unwrap().is_some());

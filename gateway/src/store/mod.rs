@@ -70,6 +70,8 @@ pub struct FlowRecord {
     pub nonce: String,
     /// Where the popup was opened from, for the completion page.
     pub opener: Opener,
+    /// The Teams user this sign-in is for (messaging-extension loop), instead of a browser session.
+    pub teams_user: Option<String>,
 }
 
 /// What opened the popup, so the completion page knows whom to tell.
@@ -142,4 +144,38 @@ pub trait TokenStore: Send + Sync {
     async fn run_maintenance(&self);
     /// Live token entries, for the store-size metric.
     fn token_count(&self) -> u64;
+}
+
+/// Absolute lifetime for moka caches of tokens: an entry expires `ttl` after its sign-in,
+/// whether it was inserted then or replaced later by a refresh (which keeps `signed_in_at`).
+pub struct SinceSignIn {
+    ttl: Duration,
+}
+
+impl SinceSignIn {
+    /// Entries live `ttl` from their `signed_in_at`.
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl }
+    }
+
+    fn remaining(&self, value: &StoredTokens) -> Option<Duration> {
+        let age = value.signed_in_at.elapsed().unwrap_or_default();
+        Some(self.ttl.saturating_sub(age))
+    }
+}
+
+impl<K> moka::Expiry<K, Arc<StoredTokens>> for SinceSignIn {
+    fn expire_after_create(&self, _k: &K, v: &Arc<StoredTokens>, _now: std::time::Instant) -> Option<Duration> {
+        self.remaining(v)
+    }
+
+    fn expire_after_update(
+        &self,
+        _k: &K,
+        v: &Arc<StoredTokens>,
+        _now: std::time::Instant,
+        _current: Option<Duration>,
+    ) -> Option<Duration> {
+        self.remaining(v)
+    }
 }

@@ -1,0 +1,213 @@
+//! The Teams messaging-extension auth loop, done by the gateway for an unmodified bot service.
+//!
+//! ```text
+//!  Teams ─ POST bot_path (composeExtension/query) ─▶ bot token ok? user validated?
+//!     no ◀─ 200 {"composeExtension":{"type":"auth", openUrl: /connect/{p}/t.<signed user ref>}}
+//!  popup ─ /connect/{p}/t.<ref> → provider → callback: tokens stored *pending* for that user,
+//!          6-digit code (kept as an HMAC) → completion page: notifySuccess(code), shows the code
+//!  Teams ─ POST bot_path (same query, value.state = code) ─▶ code matches that user's pending code?
+//!     yes: tokens promoted to validated; activity forwarded without `state`, with identity headers
+//!     no:  `auth` again; after 5 wrong codes the pending sign-in is discarded
+//! ```
+
+pub mod activity;
+pub mod bot_token;
+pub mod response;
+pub mod security_code;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use moka::future::Cache;
+use ring::hmac;
+
+use crate::config::TeamsConfig;
+use crate::session::{Keyring, Purpose};
+use crate::store::{SinceSignIn, StoredTokens};
+use activity::{Activity, ActivityError, VERIFY_STATE_INVOKE};
+use bot_token::{BotTokenError, BotTokenVerifier};
+
+/// Prefix marking a Teams user reference in a connect URL (`/connect/{provider}/t.<ref>`).
+pub const TEAMS_TICKET_PREFIX: &str = "t.";
+/// Lifetime of the signed user reference in the sign-in URL.
+const REF_TTL: Duration = Duration::from_secs(600);
+
+/// What to do with a request to `bot_path`.
+#[derive(Debug)]
+pub enum BotDecision {
+    /// Answer 200 with this JSON; forward nothing.
+    Reply(serde_json::Value),
+    /// Forward, with this user's identity when validated, and this body instead of the original.
+    Forward {
+        /// Validated tokens of the user, if any.
+        tokens: Option<Arc<StoredTokens>>,
+        /// A rewritten body (`value.state` removed).
+        body: Option<Vec<u8>>,
+    },
+    /// Refuse with this status; forward nothing.
+    Refuse {
+        /// HTTP status.
+        status: u16,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+struct Pending {
+    tokens: Arc<StoredTokens>,
+    code: Vec<u8>,
+    attempts: u32,
+}
+
+/// The loop's state: pending sign-ins (with codes) and validated users.
+pub struct TeamsService {
+    config: TeamsConfig,
+    keys: Keyring,
+    code_key: hmac::Key,
+    verifier: Option<BotTokenVerifier>,
+    pending: Cache<String, Arc<Mutex<Pending>>>,
+    validated: Cache<String, Arc<StoredTokens>>,
+    public_origin: String,
+}
+
+impl TeamsService {
+    /// From `[teams]`; `http` fetches the Bot Framework keys.
+    pub fn new(
+        config: &TeamsConfig,
+        keys: Keyring,
+        token_ttl: Duration,
+        public_origin: String,
+        http: Arc<dyn crate::providers::http_client::HttpClient>,
+    ) -> Self {
+        let code_key = hmac::Key::new(hmac::HMAC_SHA256, &keys.derive(b"gateway/teams-codes/v1").unwrap_or_default());
+        let verifier = config
+            .verify_bot_token
+            .then(|| BotTokenVerifier::new(config.openid_metadata.clone(), config.app_id.clone(), http));
+        Self {
+            config: config.clone(),
+            keys,
+            code_key,
+            verifier,
+            pending: Cache::builder().max_capacity(100_000).time_to_live(config.code_ttl.get()).build(),
+            validated: Cache::builder().max_capacity(1_000_000).expire_after(SinceSignIn::new(token_ttl)).build(),
+            public_origin,
+        }
+    }
+
+    /// The bot endpoint path.
+    pub fn bot_path(&self) -> &str {
+        &self.config.bot_path
+    }
+
+    /// The sign-in URL for a Teams user.
+    pub fn sign_in_url(&self, user: &str) -> String {
+        let exp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) + REF_TTL.as_secs();
+        let mut payload = exp.to_be_bytes().to_vec();
+        payload.extend_from_slice(user.as_bytes());
+        let reference = self.keys.sign(Purpose::TeamsUser, &payload);
+        format!("{}/connect/{}/{TEAMS_TICKET_PREFIX}{reference}?opener=teams", self.public_origin, self.config.provider)
+    }
+
+    /// The Teams user of a `t.<ref>` connect ticket, if genuine and unexpired.
+    pub fn verify_reference(keys: &Keyring, ticket: &str) -> Option<String> {
+        let payload = keys.verify(Purpose::TeamsUser, ticket.strip_prefix(TEAMS_TICKET_PREFIX)?).ok()?;
+        let (exp, user) = payload.split_at_checked(8)?;
+        let exp = u64::from_be_bytes(exp.try_into().ok()?);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        (exp >= now).then(|| String::from_utf8(user.to_vec()).ok()).flatten()
+    }
+
+    /// After a successful popup sign-in: keep the tokens pending and return the code to show.
+    pub async fn begin_pending(&self, user: &str, tokens: StoredTokens) -> Option<String> {
+        let code = security_code::generate()?;
+        let sealed = security_code::seal(&self.code_key, user, &code);
+        let pending = Pending { tokens: Arc::new(tokens), code: sealed, attempts: 0 };
+        self.pending.insert(user.to_owned(), Arc::new(Mutex::new(pending))).await;
+        Some(code)
+    }
+
+    /// Checks `candidate` against `user`'s pending code; on a match the tokens become validated.
+    /// Wrong codes count; the fifth discards the pending sign-in.
+    async fn redeem(&self, user: &str, candidate: &str) -> Option<Arc<StoredTokens>> {
+        let entry = self.pending.get(user).await?;
+        let outcome = {
+            let mut p = entry.lock().unwrap_or_else(|e| e.into_inner());
+            if security_code::matches(&self.code_key, user, candidate, &p.code) {
+                Ok(Arc::clone(&p.tokens))
+            } else {
+                p.attempts += 1;
+                Err(p.attempts >= security_code::MAX_ATTEMPTS)
+            }
+        };
+        match outcome {
+            Ok(tokens) => {
+                // Single use: the code is gone once redeemed.
+                self.pending.invalidate(user).await;
+                self.validated.insert(user.to_owned(), Arc::clone(&tokens)).await;
+                tracing::info!(provider = %tokens.identity.provider, "teams sign-in validated");
+                Some(tokens)
+            }
+            Err(discard) => {
+                if discard {
+                    self.pending.invalidate(user).await;
+                    tracing::warn!("teams pending sign-in discarded after too many wrong codes");
+                }
+                None
+            }
+        }
+    }
+
+    /// Decides what to do with one request to `bot_path`.
+    pub async fn handle(&self, authorization: Option<&str>, body: &[u8]) -> BotDecision {
+        let activity = match Activity::parse(body) {
+            Ok(a) => a,
+            Err(e @ ActivityError::TooLarge) => return refuse(413, &e),
+            Err(e) => return refuse(400, &e),
+        };
+        if let Some(v) = &self.verifier {
+            if let Err(e) = v.verify(authorization, activity.service_url()).await {
+                tracing::warn!(reason = %e, "bot request refused");
+                return refuse(if e == BotTokenError::KeysUnavailable { 503 } else { 401 }, &e);
+            }
+        }
+        if self.config.pass_through {
+            return BotDecision::Forward { tokens: None, body: None };
+        }
+        let user = match activity.user_key() {
+            Ok(u) => u,
+            Err(e) => return refuse(400, &e),
+        };
+        if activity.kind() == "invoke" && activity.name() == VERIFY_STATE_INVOKE {
+            return match activity.state() {
+                Some(code) if self.redeem(&user, code).await.is_some() => BotDecision::Reply(response::ok()),
+                _ => BotDecision::Refuse { status: 412, message: "the code does not match".to_owned() },
+            };
+        }
+        if activity.kind() == "message" {
+            if let Some(text) = activity.text() {
+                if self.pending.contains_key(&user) && self.redeem(&user, text).await.is_some() {
+                    // The code typed into the chat is answered here and never reaches the bot.
+                    return BotDecision::Reply(response::ok());
+                }
+            }
+        }
+        let validated = self.validated.get(&user).await;
+        if !activity.is_query() {
+            return BotDecision::Forward { tokens: validated, body: None };
+        }
+        if let Some(tokens) = validated {
+            let body = activity.state().is_some().then(|| activity.clone().without_state());
+            return BotDecision::Forward { tokens: Some(tokens), body };
+        }
+        if let Some(code) = activity.state() {
+            if let Some(tokens) = self.redeem(&user, code).await {
+                return BotDecision::Forward { tokens: Some(tokens), body: Some(activity.without_state()) };
+            }
+        }
+        BotDecision::Reply(response::auth_required(&self.sign_in_url(&user)))
+    }
+}
+
+fn refuse(status: u16, e: &dyn std::fmt::Display) -> BotDecision {
+    BotDecision::Refuse { status, message: e.to_string() }
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the gateway: one binary (Pingora links into each test binary, so one
+//! link, not one per file), one module per area. The harness is the `gateway_tests` library.
+//!
+//! The CLI, shutdown and memory tests run the built binary: `cargo build -p gateway` first.
+
+mod cli;
+mod headers;
+mod load_balancing;
+mod proxy;
+mod shutdown;
+mod tls;
