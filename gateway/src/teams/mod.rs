@@ -211,3 +211,6 @@ impl TeamsService {
 fn refuse(status: u16, e: &dyn std::fmt::Display) -> BotDecision {
     BotDecision::Refuse { status, message: e.to_string() }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,202 @@
+//! The Teams loop's decisions, and Bot Framework token checks against real RS256 signatures.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::config::types::{ProviderName, Ttl};
+use crate::config::SessionSecret;
+use crate::providers::http_client::{HttpClient, HttpError, HttpRequest, HttpResponse};
+use crate::store::Identity;
+
+const RSA_A: &[u8] = include_bytes!("../../../tests/fixtures/keys/rsa-a.der");
+const RSA_A_N: &str = include_str!("../../../tests/fixtures/keys/rsa-a.n");
+const RSA_B: &[u8] = include_bytes!("../../../tests/fixtures/keys/rsa-b.der");
+const APP_ID: &str = "bot-app-id";
+const SERVICE_URL: &str = "https://smba.trafficmanager.net/amer/";
+
+/// Serves the Bot Framework metadata and keys (one endorsed for msteams, one not).
+struct BotKeys {
+    fetches: AtomicUsize,
+}
+
+#[async_trait]
+impl HttpClient for BotKeys {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        let body = if req.uri().path().ends_with("openidconfiguration") {
+            json!({"issuer": "https://api.botframework.com", "jwks_uri": "https://login.botframework.test/keys"})
+        } else {
+            let key = |kid: &str, endorsements: Value| json!({"kty": "RSA", "kid": kid, "use": "sig", "n": RSA_A_N.trim(), "e": "AQAB", "endorsements": endorsements});
+            json!({"keys": [key("teams", json!(["msteams", "webchat"])), key("other", json!(["skype"]))]})
+        };
+        Ok(http::Response::builder().status(200).body(body.to_string().into_bytes()).unwrap())
+    }
+}
+
+fn config(verify: bool) -> TeamsConfig {
+    TeamsConfig {
+        bot_path: "/api/messages".into(),
+        provider: ProviderName::parse("entra").unwrap(),
+        app_id: APP_ID.into(),
+        verify_bot_token: verify,
+        openid_metadata: url::Url::parse("https://login.botframework.test/v1/.well-known/openidconfiguration").unwrap(),
+        code_ttl: Ttl::new(Duration::from_secs(600)).unwrap(),
+        pass_through: false,
+    }
+}
+
+fn service(verify: bool) -> TeamsService {
+    let secret = SessionSecret::parse(SecretString::from("s".repeat(40))).unwrap();
+    let keys = Keyring::from_secrets(&[secret]);
+    let http = Arc::new(BotKeys { fetches: AtomicUsize::new(0) });
+    TeamsService::new(&config(verify), keys, Duration::from_secs(60), "https://gw.test".into(), http)
+}
+
+fn tokens() -> StoredTokens {
+    StoredTokens {
+        identity: Identity {
+            provider: ProviderName::parse("entra").unwrap(),
+            subject: "oid-1".into(),
+            email: Some("ada@contoso.test".into()),
+            preferred_username: None,
+            name: Some("Ada".into()),
+        },
+        access_token: SecretString::from("at".to_owned()),
+        refresh_token: None,
+        access_expires_at: None,
+        signed_in_at: SystemTime::now(),
+    }
+}
+
+fn query(user: &str, state: Option<&str>) -> Vec<u8> {
+    let mut value = json!({"commandId": "search", "parameters": [{"name": "q", "value": "x"}]});
+    if let Some(s) = state {
+        value["state"] = json!(s);
+    }
+    json!({"type": "invoke", "name": "composeExtension/query", "serviceUrl": SERVICE_URL,
+           "from": {"id": "29:x", "aadObjectId": user}, "channelData": {"tenant": {"id": "tid"}}, "value": value})
+    .to_string()
+    .into_bytes()
+}
+
+fn auth_url(d: &BotDecision) -> String {
+    match d {
+        BotDecision::Reply(v) => {
+            v["composeExtension"]["suggestedActions"]["actions"][0]["value"].as_str().unwrap().to_owned()
+        }
+        other => panic!("expected the auth answer, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unknown_user_gets_the_auth_answer_with_a_signed_reference_to_that_user() {
+    let t = service(false);
+    let d = t.handle(None, &query("u1", None)).await;
+    let url = auth_url(&d);
+    assert!(url.starts_with("https://gw.test/connect/entra/t."), "{url}");
+    let ticket = url.split('/').nth(5).unwrap().split('?').next().unwrap();
+    assert_eq!(TeamsService::verify_reference(&t.keys, ticket).as_deref(), Some("tid/u1"));
+    let mut forged = ticket.to_owned();
+    forged.replace_range(5..6, if &forged[5..6] == "A" { "B" } else { "A" });
+    assert!(TeamsService::verify_reference(&t.keys, &forged).is_none());
+}
+
+#[tokio::test]
+async fn the_right_code_forwards_without_state_and_later_queries_pass() {
+    let t = service(false);
+    let code = t.begin_pending("tid/u1", tokens()).await.unwrap();
+    match t.handle(None, &query("u1", Some(&code))).await {
+        BotDecision::Forward { tokens: Some(tk), body: Some(body) } => {
+            assert_eq!(tk.identity.subject, "oid-1");
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            assert!(v["value"].get("state").is_none());
+            assert_eq!(v["value"]["commandId"], "search");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(t.handle(None, &query("u1", None)).await, BotDecision::Forward { tokens: Some(_), body: None }));
+    // Single use: the same code again is not a sign-in for someone else.
+    assert!(matches!(t.handle(None, &query("u2", Some(&code))).await, BotDecision::Reply(_)));
+}
+
+#[tokio::test]
+async fn wrong_codes_answer_auth_again_and_the_fifth_discards_the_sign_in() {
+    let t = service(false);
+    let code = t.begin_pending("tid/u1", tokens()).await.unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..4 {
+        assert!(matches!(t.handle(None, &query("u1", Some(wrong))).await, BotDecision::Reply(_)));
+    }
+    // Another user's attempt with the right code does not count for or against u1.
+    assert!(matches!(t.handle(None, &query("u2", Some(&code))).await, BotDecision::Reply(_)));
+    assert!(matches!(t.handle(None, &query("u1", Some(wrong))).await, BotDecision::Reply(_)));
+    assert!(matches!(t.handle(None, &query("u1", Some(&code))).await, BotDecision::Reply(_)), "discarded after 5");
+}
+
+#[tokio::test]
+async fn verify_state_invoke_and_a_typed_code_validate_without_forwarding() {
+    let t = service(false);
+    let code = t.begin_pending("tid/u1", tokens()).await.unwrap();
+    let verify = json!({"type": "invoke", "name": "signin/verifyState", "from": {"aadObjectId": "u1", "id": "29:x"},
+                        "channelData": {"tenant": {"id": "tid"}}, "value": {"state": code}});
+    assert!(matches!(t.handle(None, verify.to_string().as_bytes()).await, BotDecision::Reply(_)));
+    assert!(matches!(t.handle(None, &query("u1", None)).await, BotDecision::Forward { tokens: Some(_), .. }));
+
+    let code = t.begin_pending("tid/u2", tokens()).await.unwrap();
+    let message = json!({"type": "message", "text": code, "from": {"aadObjectId": "u2", "id": "29:y"},
+                         "channelData": {"tenant": {"id": "tid"}}});
+    assert!(matches!(t.handle(None, message.to_string().as_bytes()).await, BotDecision::Reply(_)));
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_activities_are_refused() {
+    let t = service(false);
+    assert!(matches!(t.handle(None, b"{not json").await, BotDecision::Refuse { status: 400, .. }));
+    let big = vec![b'a'; activity::MAX_ACTIVITY_BYTES + 1];
+    assert!(matches!(t.handle(None, &big).await, BotDecision::Refuse { status: 413, .. }));
+}
+
+fn bot_token(key: &[u8], kid: &str, claims: Value) -> String {
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = Some(kid.into());
+    format!("Bearer {}", jsonwebtoken::encode(&h, &claims, &EncodingKey::from_rsa_der(key)).unwrap())
+}
+
+fn claims() -> Value {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    json!({"iss": "https://api.botframework.com", "aud": APP_ID, "exp": now + 600, "nbf": now - 10, "serviceurl": SERVICE_URL})
+}
+
+async fn refused(t: &TeamsService, auth: Option<&str>) -> Option<u16> {
+    match t.handle(auth, &query("u1", None)).await {
+        BotDecision::Refuse { status, .. } => Some(status),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn bot_tokens_are_checked_before_anything_else() {
+    let t = service(true);
+    let good = bot_token(RSA_A, "teams", claims());
+    assert!(matches!(t.handle(Some(&good), &query("u1", None)).await, BotDecision::Reply(_)));
+    assert_eq!(refused(&t, None).await, Some(401));
+    assert_eq!(refused(&t, Some(&bot_token(RSA_B, "teams", claims()))).await, Some(401), "forged signature");
+    let mut c = claims();
+    c["aud"] = json!("another-bot");
+    assert_eq!(refused(&t, Some(&bot_token(RSA_A, "teams", c))).await, Some(401), "wrong audience");
+    let mut c = claims();
+    c["exp"] = json!(1_000_000);
+    assert_eq!(refused(&t, Some(&bot_token(RSA_A, "teams", c))).await, Some(401), "expired");
+    let mut c = claims();
+    c["serviceurl"] = json!("https://evil.example/");
+    assert_eq!(refused(&t, Some(&bot_token(RSA_A, "teams", c))).await, Some(401), "wrong serviceUrl");
+    assert_eq!(refused(&t, Some(&bot_token(RSA_A, "other", claims()))).await, Some(401), "not endorsed for msteams");
+    let mut c = claims();
+    c["iss"] = json!("https://sts.windows.net/x/");
+    assert_eq!(refused(&t, Some(&bot_token(RSA_A, "teams", c))).await, Some(401), "wrong issuer");
+}
