@@ -23,6 +23,7 @@ use crate::providers::ProviderRegistry;
 use crate::proxy::upstream::{UpstreamError, Upstreams};
 use crate::proxy::{ChannelRouting, Gateway};
 use crate::store::memory::MemoryStore;
+use crate::store::redis::{RedisRelay, RedisStore};
 use crate::store::{RemovalCause, TokenStore};
 use crate::teams::TeamsService;
 
@@ -41,9 +42,9 @@ pub enum AppError {
     /// The provider HTTP client could not be built.
     #[error("cannot build the provider HTTP client: {0}")]
     Http(#[from] HttpError),
-    /// The configured store kind is not available in this build.
-    #[error("store kind {0} is not available yet")]
-    Store(&'static str),
+    /// The store could not be set up.
+    #[error("cannot set up the token store")]
+    Store(#[source] crate::store::StoreError),
     /// The channel server's private socket directory could not be made.
     #[error("cannot create the status channel socket directory")]
     ChannelSocket(#[source] std::io::Error),
@@ -76,11 +77,23 @@ pub fn build_server(config: &Config) -> Result<Server, AppError> {
     server.bootstrap();
     let metrics = Metrics::new().map_err(AppError::Metrics)?;
     let (upstreams, health_check) = Upstreams::from_config(&config.upstream)?;
+    let hub = Arc::new(Hub::new(config.channel.max_sockets_per_session, Some(metrics.clone())));
     let store: Arc<dyn TokenStore> = match &config.store {
         StoreConfig::Memory => Arc::new(MemoryStore::new(config.session.token_ttl.get())),
-        StoreConfig::Redis { .. } => return Err(AppError::Store("redis")),
+        StoreConfig::Redis { url, key_prefix, timeout } => {
+            let keys = crate::session::Keyring::from_secrets(&config.session.secrets);
+            let ttl = config.session.token_ttl.get();
+            let redis = Arc::new(
+                RedisStore::new(url.as_str(), key_prefix, &keys, timeout.get(), ttl).map_err(AppError::Store)?,
+            );
+            hub.set_relay(Arc::new(RedisRelay::new(Arc::clone(&redis))));
+            server.add_service(background_service(
+                "redis subscriber",
+                RedisSubscriber { store: Arc::clone(&redis), hub: Arc::clone(&hub) },
+            ));
+            redis
+        }
     };
-    let hub = Arc::new(Hub::new(config.channel.max_sockets_per_session, Some(metrics.clone())));
     let dev_idp = dev_idp(config)?;
     let local = dev_idp.as_ref().map(|d| (d.issuer().to_owned(), Arc::clone(d) as Arc<dyn HttpClient>));
     let http: Arc<dyn HttpClient> = Arc::new(RoutedClient::new(NetClient::new()?, local));
@@ -192,6 +205,19 @@ impl BackgroundService for ChannelService {
     }
 }
 
+/// Listens to Redis pub/sub for the whole life of the server.
+struct RedisSubscriber {
+    store: Arc<RedisStore>,
+    hub: Arc<Hub>,
+}
+
+#[async_trait]
+impl BackgroundService for RedisSubscriber {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        self.store.run_subscriber(Arc::clone(&self.hub), shutdown).await;
+    }
+}
+
 /// Store housekeeping: every second, run expiry and relay removals to the channel as `auth_expired`.
 struct StoreTasks {
     store: Arc<dyn TokenStore>,
@@ -214,8 +240,13 @@ impl BackgroundService for StoreTasks {
                     self.metrics.set_store_entries(self.store.token_count());
                 }
                 removal = removals.recv() => match removal {
-                    Ok(r) if r.cause != RemovalCause::Replaced => {
+                    // A lifetime end is seen by every instance (each tells its own sockets);
+                    // a logout happens on one, which tells them all.
+                    Ok(r) if r.cause == RemovalCause::Expired => {
                         self.hub.publish(&r.session, &StatusEvent::AuthExpired(vec![r.provider.to_string()]));
+                    }
+                    Ok(r) if r.cause == RemovalCause::LoggedOut => {
+                        self.hub.announce(&r.session, &StatusEvent::AuthExpired(vec![r.provider.to_string()]));
                     }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {

@@ -80,7 +80,7 @@ impl AuthService {
             error: error.oauth_code().to_owned(),
             description,
         };
-        self.hub.publish(session, &event);
+        self.hub.announce(session, &event);
     }
 
     /// Stores the tokens: under the browser session, or pending for a Teams user (with a code).

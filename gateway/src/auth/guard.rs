@@ -36,10 +36,20 @@ impl AuthService {
         };
         if let Some(session) = session {
             for name in &allowed {
-                if let Some(p) = self.providers.get(name) {
-                    if let Ok(Some(t)) = self.store.tokens(&session, &p.name).await {
+                let Some(p) = self.providers.get(name) else { continue };
+                match self.store.tokens(&session, &p.name).await {
+                    Ok(Some(t)) => {
                         let t = if rule.forward_access_token { self.fresh_tokens(&session, t).await } else { t };
                         return Access::Allowed(Some(t));
+                    }
+                    Ok(None) => {}
+                    // Fail closed: without the store nobody is known to be signed in.
+                    Err(e) => {
+                        tracing::error!(error = %e, "token store unavailable");
+                        return Access::Denied(json_reply(
+                            503,
+                            &json!({"error": "temporarily_unavailable", "message": "the token store is unavailable; try again shortly"}),
+                        ));
                     }
                 }
             }

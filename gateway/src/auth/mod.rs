@@ -152,7 +152,7 @@ impl AuthService {
     pub async fn announce_signed_in(&self, session: &SessionId) {
         let list = self.signed_in_list(session).await;
         if !list.is_empty() {
-            self.hub.publish(session, &StatusEvent::AuthSuccess(list));
+            self.hub.announce(session, &StatusEvent::AuthSuccess(list));
         }
     }
 

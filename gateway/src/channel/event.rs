@@ -47,6 +47,33 @@ impl StatusEvent {
         }
     }
 
+    /// Back from [`Self::to_native_json`] (events relayed between gateway instances).
+    pub fn from_native_json(text: &str) -> Option<Self> {
+        let v: Value = serde_json::from_str(text).ok()?;
+        let data = &v["data"];
+        let names = |key: &str| -> Option<Vec<String>> {
+            data.as_array()?.iter().map(|e| e[key].as_str().map(str::to_owned)).collect()
+        };
+        match v["event"].as_str()? {
+            "init" => Some(StatusEvent::Init),
+            "auth_success" => {
+                let list = data.as_array()?;
+                let pairs = list
+                    .iter()
+                    .map(|e| Some((e["providerName"].as_str()?.to_owned(), e["displayName"].as_str()?.to_owned())))
+                    .collect::<Option<Vec<_>>>()?;
+                Some(StatusEvent::AuthSuccess(pairs))
+            }
+            "auth_failure" => Some(StatusEvent::AuthFailure {
+                provider: data["providerName"].as_str()?.to_owned(),
+                error: data["error"].as_str()?.to_owned(),
+                description: data["description"].as_str().unwrap_or("").to_owned(),
+            }),
+            "auth_expired" => Some(StatusEvent::AuthExpired(names("providerName")?)),
+            _ => None,
+        }
+    }
+
     /// Native framing: `{"event": NAME, "data": ...}`.
     pub fn to_native_json(&self) -> String {
         json!({"event": self.name(), "data": self.data()}).to_string()
@@ -66,5 +93,13 @@ mod tests {
         let s = StatusEvent::AuthSuccess(vec![("dev".into(), "Ada".into())]);
         assert_eq!(s.data(), json!([{"providerName":"dev","displayName":"Ada"}]));
         assert_eq!(StatusEvent::AuthExpired(vec!["dev".into()]).data(), json!([{"providerName":"dev"}]));
+        let f = StatusEvent::AuthFailure {
+            provider: "dev".into(),
+            error: "access_denied".into(),
+            description: "no".into(),
+        };
+        for e in [StatusEvent::Init, s, f, StatusEvent::AuthExpired(vec!["a".into(), "b".into()])] {
+            assert_eq!(StatusEvent::from_native_json(&e.to_native_json()), Some(e));
+        }
     }
 }

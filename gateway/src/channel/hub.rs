@@ -27,12 +27,19 @@ pub enum JoinError {
 /// The sockets of one session: (socket id, its queue).
 type Room = Vec<(u64, mpsc::Sender<StatusEvent>)>;
 
+/// Carries events to every gateway instance (Redis pub/sub); each delivers to its own rooms.
+pub trait Relay: Send + Sync {
+    /// Sends `event` for `session` to all instances; `false` if it could not (then deliver locally).
+    fn relay(&self, session: &SessionId, event: &StatusEvent) -> bool;
+}
+
 /// The rooms.
 pub struct Hub {
     rooms: Mutex<HashMap<SessionId, Room>>,
     next_id: std::sync::atomic::AtomicU64,
     max_per_session: usize,
     metrics: Option<Metrics>,
+    relay: std::sync::OnceLock<Arc<dyn Relay>>,
 }
 
 /// A socket's membership; leaving the room happens on drop.
@@ -57,7 +64,28 @@ impl Drop for Membership {
 impl Hub {
     /// An empty hub; `metrics` counts sockets, events and refusals.
     pub fn new(max_per_session: usize, metrics: Option<Metrics>) -> Self {
-        Self { rooms: Mutex::new(HashMap::new()), next_id: 0.into(), max_per_session, metrics }
+        Self {
+            rooms: Mutex::new(HashMap::new()),
+            next_id: 0.into(),
+            max_per_session,
+            metrics,
+            relay: Default::default(),
+        }
+    }
+
+    /// Sends future [`Self::announce`]s through `relay` (set once, at start-up).
+    pub fn set_relay(&self, relay: Arc<dyn Relay>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// Sends `event` to `session`'s sockets on every instance (locally when there is no relay).
+    pub fn announce(&self, session: &SessionId, event: &StatusEvent) {
+        if let Some(r) = self.relay.get() {
+            if r.relay(session, event) {
+                return;
+            }
+        }
+        self.publish(session, event);
     }
 
     /// Records a join refused before it reached the hub (no session, bad origin).
@@ -97,7 +125,7 @@ impl Hub {
         }
     }
 
-    /// Sends `event` to every socket of `session`; slow sockets are dropped.
+    /// Sends `event` to every socket of `session` on this instance; slow sockets are dropped.
     pub fn publish(&self, session: &SessionId, event: &StatusEvent) {
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         let mut sent = 0;

@@ -24,6 +24,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// `store.kind`: tokens live in this process (moka).
 pub const DEFAULT_STORE_KIND: &str = "memory";
+/// `store.key_prefix`: prefix of every Redis key and channel the gateway uses.
+pub const DEFAULT_KEY_PREFIX: &str = "gateway:";
+/// `store.timeout`: longest wait for one Redis call (then protected routes answer 503).
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(500);
 /// `channel.max_sockets_per_session`: status-channel sockets one session may hold.
 pub const DEFAULT_MAX_SOCKETS_PER_SESSION: usize = 16;
 /// `channel.ping_interval`: server pings on idle status-channel sockets.

@@ -140,6 +140,10 @@ pub enum StoreConfig {
     Redis {
         /// `redis://` or `rediss://` URL.
         url: Url,
+        /// Prefix of keys and channels.
+        key_prefix: String,
+        /// Longest wait for one call.
+        timeout: Ttl,
     },
 }
 

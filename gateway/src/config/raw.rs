@@ -146,11 +146,17 @@ pub struct RawStore {
     pub kind: String,
     /// Redis URL for `kind = "redis"`.
     pub url: Option<String>,
+    /// Prefix of Redis keys and channels.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// Longest wait for one Redis call.
+    #[serde(default = "default_store_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
 }
 
 impl Default for RawStore {
     fn default() -> Self {
-        Self { kind: default_store_kind(), url: None }
+        Self { kind: default_store_kind(), url: None, key_prefix: default_key_prefix(), timeout: DEFAULT_STORE_TIMEOUT }
     }
 }
 
@@ -330,6 +336,12 @@ fn default_cookie_same_site() -> String {
 }
 fn default_store_kind() -> String {
     DEFAULT_STORE_KIND.to_owned()
+}
+fn default_key_prefix() -> String {
+    DEFAULT_KEY_PREFIX.to_owned()
+}
+fn default_store_timeout() -> Duration {
+    DEFAULT_STORE_TIMEOUT
 }
 fn default_verify_bot_token() -> bool {
     DEFAULT_VERIFY_BOT_TOKEN

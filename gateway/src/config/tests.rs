@@ -123,6 +123,8 @@ fn annotated_example_shows_the_defaults() {
     assert_eq!(raw.session.cookie_name, DEFAULT_COOKIE_NAME);
     assert_eq!(raw.session.cookie_same_site, DEFAULT_COOKIE_SAME_SITE);
     assert_eq!(raw.store.kind, DEFAULT_STORE_KIND);
+    assert_eq!(raw.store.key_prefix, DEFAULT_KEY_PREFIX);
+    assert_eq!(raw.store.timeout, DEFAULT_STORE_TIMEOUT);
     assert_eq!(raw.channel.max_sockets_per_session, DEFAULT_MAX_SOCKETS_PER_SESSION);
     assert_eq!(raw.channel.ping_interval, DEFAULT_PING_INTERVAL);
     let teams = raw.teams.unwrap();

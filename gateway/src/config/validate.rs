@@ -45,7 +45,7 @@ pub(super) fn validate(raw: RawConfig, origin: &str, ctx: &Context<'_>) -> Resul
     let server = server(&raw.server, ctx, &mut p);
     let upstream = upstream(&raw.upstream, &mut p);
     let session = session(&raw.session, ctx, &mut p);
-    let store = store(&raw.store, &mut p);
+    let store = store(&raw.store, ctx, &mut p);
     let loopback = server.as_ref().is_some_and(|s| s.listen.ip().is_loopback());
     let providers = providers(&raw.providers, raw.server.allow_dev_provider || loopback, ctx, &mut p);
     let names: Vec<ProviderName> = providers.iter().map(|pr| pr.name.clone()).collect();
@@ -203,8 +203,16 @@ fn session(raw: &RawSession, ctx: &Context<'_>, p: &mut Problems) -> Option<Sess
     })
 }
 
-fn store(raw: &RawStore, p: &mut Problems) -> Option<StoreConfig> {
-    match (raw.kind.as_str(), &raw.url) {
+fn store(raw: &RawStore, ctx: &Context<'_>, p: &mut Problems) -> Option<StoreConfig> {
+    // A URL carrying a password is a secret: it may be given as "env:NAME" / "file:PATH".
+    let resolved = match &raw.url {
+        Some(u) if u.starts_with("env:") || u.starts_with("file:") => {
+            use secrecy::ExposeSecret;
+            Some(p.check("store.url", secret::resolve(u, ctx.env, ctx.base_dir))?.expose_secret().to_owned())
+        }
+        other => other.clone(),
+    };
+    match (raw.kind.as_str(), &resolved) {
         ("memory", None) => Some(StoreConfig::Memory),
         ("memory", Some(_)) => {
             p.add("store.url", "is only used with store.kind = \"redis\"");
@@ -215,12 +223,18 @@ fn store(raw: &RawStore, p: &mut Problems) -> Option<StoreConfig> {
             None
         }
         ("redis", Some(u)) => {
-            let url = Url::parse(u).map_err(|e| format!("\"{u}\" is not a URL: {e}"));
+            let shown = if raw.url.as_deref() == Some(u.as_str()) { u.as_str() } else { "the referenced URL" };
+            let url = Url::parse(u).map_err(|e| format!("\"{shown}\" is not a URL: {e}"));
             let url = url.and_then(|url| match url.scheme() {
                 "redis" | "rediss" => Ok(url),
                 s => Err(format!("scheme \"{s}\" is not redis or rediss")),
             });
-            p.check("store.url", url).map(|url| StoreConfig::Redis { url })
+            let timeout = p.check("store.timeout", Ttl::new(raw.timeout));
+            if raw.key_prefix.is_empty() || raw.key_prefix.contains(char::is_whitespace) {
+                p.add("store.key_prefix", "must be non-empty and contain no spaces");
+            }
+            let url = p.check("store.url", url)?;
+            Some(StoreConfig::Redis { url, key_prefix: raw.key_prefix.clone(), timeout: timeout? })
         }
         (other, _) => {
             p.add("store.kind", format!("\"{other}\" is not a store kind; valid: memory, redis"));

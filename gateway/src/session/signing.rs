@@ -99,6 +99,18 @@ impl Keyring {
         Some(out)
     }
 
+    /// [`Self::derive`] for every key, newest first (to open values sealed before a rotation).
+    pub fn derive_all(&self, label: &[u8]) -> Vec<[u8; 32]> {
+        self.keys
+            .iter()
+            .map(|key| {
+                let mut out = [0u8; 32];
+                out.copy_from_slice(hmac::sign(key, label).as_ref());
+                out
+            })
+            .collect()
+    }
+
     fn tag(key: &hmac::Key, purpose: Purpose, payload: &[u8]) -> hmac::Tag {
         let mut ctx = hmac::Context::with_key(key);
         ctx.update(purpose.label());

@@ -6,6 +6,8 @@
 //! [`TokenStore::removals`] so the status channel can announce `auth_expired`.
 
 pub mod memory;
+pub mod redis;
+pub mod sealed;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

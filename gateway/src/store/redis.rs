@@ -1,0 +1,389 @@
+//! The shared store: Redis holds tokens and login transactions (sealed, with their TTL as key
+//! expiry), a small moka L1 answers hot lookups, pub/sub keeps the L1s coherent and relays
+//! status events between gateway instances, and key-expiry notifications become `auth_expired`.
+//!
+//! ```text
+//!  instance A ── SET t:<session>:<provider> (sealed, PX ttl) ── PUBLISH inv ──▶ every L1 drops it
+//!  instance A ── GETDEL f:<state>   (single use across instances)
+//!  instance A ── PUBLISH ev {session, event} ──▶ every instance → its own sockets of that session
+//!  Redis      ── __keyevent@N__:expired t:<session>:<provider> ──▶ every instance → its own sockets
+//! ```
+//! Redis down or slow: every call fails within `store.timeout` with [`StoreError::Unavailable`]
+//! (protected routes answer 503); the connection manager reconnects by itself.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use moka::future::Cache;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch, OnceCell};
+
+use super::sealed::Sealer;
+use super::{FlowRecord, Identity, Opener, Removal, RemovalCause, StoreError, StoredTokens, TokenStore, FLOW_TTL};
+use crate::channel::hub::Relay;
+use crate::channel::{Hub, StatusEvent};
+use crate::config::types::ProviderName;
+use crate::session::{Keyring, SessionId};
+
+/// How long an L1 entry may be served without asking Redis.
+const L1_TTL: Duration = Duration::from_secs(5);
+
+/// The Redis-backed store.
+pub struct RedisStore {
+    client: redis::Client,
+    conn: OnceCell<ConnectionManager>,
+    prefix: String,
+    sealer: Sealer,
+    timeout: Duration,
+    token_ttl: Duration,
+    l1: Cache<(SessionId, ProviderName), Arc<StoredTokens>>,
+    removals: broadcast::Sender<Removal>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireTokens {
+    provider: String,
+    subject: String,
+    email: Option<String>,
+    preferred_username: Option<String>,
+    name: Option<String>,
+    access_token: String,
+    refresh_token: Option<String>,
+    access_expires_ms: Option<u64>,
+    signed_in_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireFlow {
+    session: String,
+    provider: String,
+    verifier: String,
+    nonce: String,
+    opener: u8,
+    teams_user: Option<String>,
+}
+
+fn ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn from_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl RedisStore {
+    /// A store on `url` (no connection is made until first use).
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        keys: &Keyring,
+        timeout: Duration,
+        token_ttl: Duration,
+    ) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let (removals, _) = broadcast::channel(1024);
+        let l1 = Cache::builder().max_capacity(100_000).time_to_live(L1_TTL.min(token_ttl)).build();
+        Ok(Self {
+            client,
+            conn: OnceCell::new(),
+            prefix: prefix.to_owned(),
+            sealer: Sealer::from_keyring(keys),
+            timeout,
+            token_ttl,
+            l1,
+            removals,
+        })
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        let cfg = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1);
+        let init = self.client.get_connection_manager_with_config(cfg);
+        let conn = tokio::time::timeout(self.timeout * 2, self.conn.get_or_try_init(|| init))
+            .await
+            .map_err(|_| unavailable("connect timed out"))?
+            .map_err(unavailable)?;
+        Ok(conn.clone())
+    }
+
+    async fn run<T, F>(&self, f: impl FnOnce(ConnectionManager) -> F) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = self.conn().await?;
+        tokio::time::timeout(self.timeout, f(conn)).await.map_err(|_| unavailable("timed out"))?.map_err(unavailable)
+    }
+
+    fn token_key(&self, session: &SessionId, provider: &ProviderName) -> String {
+        format!("{}t:{}:{}", self.prefix, session.storage_key(), provider)
+    }
+
+    fn parse_token_key(&self, key: &str) -> Option<(SessionId, ProviderName)> {
+        let rest = key.strip_prefix(&self.prefix)?.strip_prefix("t:")?;
+        let (session, provider) = rest.split_once(':')?;
+        Some((SessionId::from_storage_key(session)?, ProviderName::parse(provider).ok()?))
+    }
+
+    fn decode_tokens(&self, key: &str, sealed: &[u8]) -> Option<StoredTokens> {
+        let plain = self.sealer.open(key, sealed)?;
+        let w: WireTokens = serde_json::from_slice(&plain).ok()?;
+        Some(StoredTokens {
+            identity: Identity {
+                provider: ProviderName::parse(&w.provider).ok()?,
+                subject: w.subject,
+                email: w.email,
+                preferred_username: w.preferred_username,
+                name: w.name,
+            },
+            access_token: SecretString::from(w.access_token),
+            refresh_token: w.refresh_token.map(SecretString::from),
+            access_expires_at: w.access_expires_ms.map(from_ms),
+            signed_in_at: from_ms(w.signed_in_ms),
+        })
+    }
+
+    async fn invalidate_everywhere(&self, session: &SessionId, provider: &ProviderName) {
+        self.l1.invalidate(&(*session, provider.clone())).await;
+        let channel = format!("{}inv", self.prefix);
+        let msg = format!("{} {}", session.storage_key(), provider);
+        let _ = self.run(|mut c| async move { c.publish::<_, _, i64>(channel, msg).await }).await;
+    }
+
+    /// Listens for L1 invalidations, relayed events and key expiry until `shutdown`,
+    /// reconnecting with a short back-off while Redis is away.
+    pub async fn run_subscriber(&self, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>) {
+        let inv = format!("{}inv", self.prefix);
+        let ev = format!("{}ev", self.prefix);
+        loop {
+            let result = self.subscribe_once(&hub, &inv, &ev, &mut shutdown).await;
+            if *shutdown.borrow() {
+                return;
+            }
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "redis subscription lost; retrying");
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    async fn subscribe_once(
+        &self,
+        hub: &Arc<Hub>,
+        inv: &str,
+        ev: &str,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> redis::RedisResult<()> {
+        // Key-expiry events need `notify-keyspace-events` to include `Ex`; ask for it (a managed
+        // Redis may refuse: then configure it there).
+        // A fresh connection: after a Redis restart the setting is gone and must be set again.
+        let mut c = self.client.get_multiplexed_async_connection().await?;
+        let set: redis::RedisResult<()> =
+            redis::cmd("CONFIG").arg("SET").arg("notify-keyspace-events").arg("Ex").query_async(&mut c).await;
+        if let Err(e) = set {
+            tracing::warn!(error = %e, "cannot enable Redis key-expiry notifications; auth_expired needs them");
+        }
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(inv).await?;
+        pubsub.subscribe(ev).await?;
+        pubsub.psubscribe("__keyevent@*__:expired").await?;
+        tracing::info!("redis subscription established");
+        let mut messages = pubsub.on_message();
+        loop {
+            let msg = tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                m = messages.next() => match m { Some(m) => m, None => return Ok(()) },
+            };
+            let channel = msg.get_channel_name().to_owned();
+            let Ok(payload) = msg.get_payload::<String>() else { continue };
+            if channel == inv {
+                if let Some((s, p)) = payload.split_once(' ') {
+                    if let (Some(s), Ok(p)) = (SessionId::from_storage_key(s), ProviderName::parse(p)) {
+                        self.l1.invalidate(&(s, p)).await;
+                    }
+                }
+            } else if channel == ev {
+                if let Some((s, e)) = payload.split_once(' ') {
+                    if let (Some(s), Some(e)) = (SessionId::from_storage_key(s), StatusEvent::from_native_json(e)) {
+                        hub.publish(&s, &e);
+                    }
+                }
+            } else if let Some((session, provider)) = self.parse_token_key(&payload) {
+                self.l1.invalidate(&(session, provider.clone())).await;
+                let _ = self.removals.send(Removal { session, provider, cause: RemovalCause::Expired });
+            }
+        }
+    }
+}
+
+/// The Redis relay of status events (fire and forget; local delivery when Redis is away).
+pub struct RedisRelay {
+    store: Arc<RedisStore>,
+}
+
+impl RedisRelay {
+    /// Relays through `store`'s connection.
+    pub fn new(store: Arc<RedisStore>) -> Self {
+        Self { store }
+    }
+}
+
+impl Relay for RedisRelay {
+    fn relay(&self, session: &SessionId, event: &StatusEvent) -> bool {
+        let Some(conn) = self.store.conn.get().cloned() else { return false };
+        let channel = format!("{}ev", self.store.prefix);
+        let msg = format!("{} {}", session.storage_key(), event.to_native_json());
+        let timeout = self.store.timeout;
+        tokio::spawn(async move {
+            let mut c = conn;
+            let sent = tokio::time::timeout(timeout, c.publish::<_, _, i64>(channel, msg)).await;
+            if !matches!(sent, Ok(Ok(_))) {
+                tracing::warn!("status event relay through redis failed");
+            }
+        });
+        true
+    }
+}
+
+#[async_trait]
+impl TokenStore for RedisStore {
+    async fn put_tokens(&self, session: &SessionId, tokens: StoredTokens) -> Result<(), StoreError> {
+        let provider = tokens.identity.provider.clone();
+        let key = self.token_key(session, &provider);
+        let age = tokens.signed_in_at.elapsed().unwrap_or_default();
+        let wire = WireTokens {
+            provider: provider.to_string(),
+            subject: tokens.identity.subject.clone(),
+            email: tokens.identity.email.clone(),
+            preferred_username: tokens.identity.preferred_username.clone(),
+            name: tokens.identity.name.clone(),
+            access_token: tokens.access_token.expose_secret().to_owned(),
+            refresh_token: tokens.refresh_token.as_ref().map(|r| r.expose_secret().to_owned()),
+            access_expires_ms: tokens.access_expires_at.map(ms),
+            signed_in_ms: ms(tokens.signed_in_at),
+        };
+        let plain = serde_json::to_vec(&wire).map_err(unavailable)?;
+        let sealed = self.sealer.seal(&key, &plain).ok_or_else(|| unavailable("sealing failed"))?;
+        let remaining = self.token_ttl.saturating_sub(age);
+        let px = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.run(|mut c| async move { c.pset_ex::<_, _, ()>(key, sealed, px).await }).await?;
+        self.invalidate_everywhere(session, &provider).await;
+        Ok(())
+    }
+
+    async fn tokens(
+        &self,
+        session: &SessionId,
+        provider: &ProviderName,
+    ) -> Result<Option<Arc<StoredTokens>>, StoreError> {
+        let l1_key = (*session, provider.clone());
+        if let Some(t) = self.l1.get(&l1_key).await {
+            return Ok(Some(t));
+        }
+        let key = self.token_key(session, provider);
+        let k = key.clone();
+        let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get(k).await }).await?;
+        let Some(t) = raw.and_then(|r| self.decode_tokens(&key, &r)) else { return Ok(None) };
+        let t = Arc::new(t);
+        self.l1.insert(l1_key, Arc::clone(&t)).await;
+        Ok(Some(t))
+    }
+
+    async fn remove_tokens(
+        &self,
+        session: &SessionId,
+        provider: Option<&ProviderName>,
+        all: &[ProviderName],
+    ) -> Result<Vec<Arc<StoredTokens>>, StoreError> {
+        let names: Vec<&ProviderName> = match provider {
+            Some(p) => vec![p],
+            None => all.iter().collect(),
+        };
+        let mut removed = Vec::new();
+        for p in names {
+            let key = self.token_key(session, p);
+            let k = key.clone();
+            let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get_del(k).await }).await?;
+            self.invalidate_everywhere(session, p).await;
+            if let Some(t) = raw.and_then(|r| self.decode_tokens(&key, &r)) {
+                removed.push(Arc::new(t));
+                let _ = self.removals.send(Removal {
+                    session: *session,
+                    provider: p.clone(),
+                    cause: RemovalCause::LoggedOut,
+                });
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn put_flow(&self, state: &str, flow: FlowRecord) -> Result<(), StoreError> {
+        let key = format!("{}f:{state}", self.prefix);
+        let wire = WireFlow {
+            session: flow.session.storage_key(),
+            provider: flow.provider.to_string(),
+            verifier: flow.pkce_verifier.expose_secret().to_owned(),
+            nonce: flow.nonce,
+            opener: match flow.opener {
+                Opener::Window => 0,
+                Opener::Office => 1,
+                Opener::Teams => 2,
+            },
+            teams_user: flow.teams_user,
+        };
+        let plain = serde_json::to_vec(&wire).map_err(unavailable)?;
+        let sealed = self.sealer.seal(&key, &plain).ok_or_else(|| unavailable("sealing failed"))?;
+        let px = u64::try_from(FLOW_TTL.as_millis()).unwrap_or(u64::MAX);
+        self.run(|mut c| async move { c.pset_ex::<_, _, ()>(key, sealed, px).await }).await
+    }
+
+    async fn take_flow(&self, state: &str) -> Result<Option<FlowRecord>, StoreError> {
+        let key = format!("{}f:{state}", self.prefix);
+        let k = key.clone();
+        // GETDEL is atomic: of two instances taking one state, exactly one gets it.
+        let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get_del(k).await }).await?;
+        let Some(plain) = raw.and_then(|r| self.sealer.open(&key, &r)) else { return Ok(None) };
+        let Ok(w) = serde_json::from_slice::<WireFlow>(&plain) else { return Ok(None) };
+        let (Some(session), Ok(provider)) = (SessionId::from_storage_key(&w.session), ProviderName::parse(&w.provider))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(FlowRecord {
+            session,
+            provider,
+            pkce_verifier: SecretString::from(w.verifier),
+            nonce: w.nonce,
+            opener: match w.opener {
+                1 => Opener::Office,
+                2 => Opener::Teams,
+                _ => Opener::Window,
+            },
+            teams_user: w.teams_user,
+        }))
+    }
+
+    fn removals(&self) -> broadcast::Receiver<Removal> {
+        self.removals.subscribe()
+    }
+
+    async fn run_maintenance(&self) {
+        self.l1.run_pending_tasks().await;
+    }
+
+    fn token_count(&self) -> u64 {
+        self.l1.entry_count()
+    }
+}
