@@ -4,6 +4,8 @@
 //! GatewayConfig::minimal(port, &[echo.addr()])   [server] listen + public_url, [upstream], [session]
 //!     .tls(cert, key)                            https, public_url = https://localhost:PORT
 //!     .trusted_proxies(&["127.0.0.1/32"])        .extra_hosts(&["alias.test"])
+//!     .session_key("token_ttl = \"2s\"")        any `[session]` key, raw
+//!     .plain_http_cookies()                      session cookie without Secure/Partitioned, SameSite=Lax
 //!     .extra("[[routes]] ...")                   any other table, raw
 //!     .to_toml()                                 the file text (also `Display`, `Into<String>`)
 //! ```
@@ -35,6 +37,7 @@ pub struct GatewayConfig {
     health_check_interval: Duration,
     server_lines: Vec<String>,
     upstream_lines: Vec<String>,
+    session_lines: Vec<String>,
     extra: Vec<String>,
 }
 
@@ -55,6 +58,7 @@ impl GatewayConfig {
             health_check_interval: Duration::from_secs(1),
             server_lines: Vec::new(),
             upstream_lines: Vec::new(),
+            session_lines: Vec::new(),
             extra: Vec::new(),
         }
     }
@@ -119,6 +123,20 @@ impl GatewayConfig {
         self
     }
 
+    /// Adds a raw `key = value` line to `[session]` (e.g. `token_ttl = "2s"`).
+    pub fn session_key(mut self, line: &str) -> Self {
+        self.session_lines.push(line.to_owned());
+        self
+    }
+
+    /// Session cookie attributes a plain-HTTP client keeps: not `Secure`, `SameSite=Lax`, not
+    /// `Partitioned` (the defaults are for HTTPS in an Office iframe).
+    pub fn plain_http_cookies(self) -> Self {
+        self.session_key("cookie_secure = false")
+            .session_key("cookie_same_site = \"lax\"")
+            .session_key("cookie_partitioned = false")
+    }
+
     /// Appends raw TOML after the generated tables (e.g. `[providers.x]`, `[[routes]]`).
     pub fn extra(mut self, toml: &str) -> Self {
         self.extra.push(toml.to_owned());
@@ -144,6 +162,7 @@ impl GatewayConfig {
         out.push_str(&format!("health_check_interval = {}\n", duration(self.health_check_interval)));
         push_lines(&mut out, &self.upstream_lines);
         out.push_str(&format!("\n[session]\nsecret = {}\n", quote(&format!("env:{SECRET_ENV}"))));
+        push_lines(&mut out, &self.session_lines);
         push_lines(&mut out, &self.extra);
         out
     }

@@ -7,17 +7,29 @@
 //! - [`config`]: [`GatewayConfig`], the text of a small valid gateway TOML file
 //! - [`upstream`]: [`EchoUpstream`], answers every request with a JSON [`Echo`] of it; WebSocket echo
 //! - [`client`]: reqwest clients (rustls, trusting a given CA), a byte-exact HTTP/1.1 client, WebSocket
+//! - [`signin`]: [`signin::Browser`], one browser's cookies and transcript; the `dev` popup sign-in step by step
+//! - [`channel`]: status-channel clients behind [`channel::StatusFeed`]: native WebSocket, SSE, socket.io
+//! - [`socketio`]: a hand-written Engine.IO 3/4 client (polling, websocket, upgrade) and its framing
+//! - [`metrics`]: the admin listener's Prometheus text, and one sample by name and labels
+//! - [`idp`]: [`idp::TestIdp`], an in-repo OpenID provider with a knob for every fault
 //! - [`ports`]: probe-and-hold registry of free `127.0.0.1` ports
+//! - [`redis_server`]: [`redis_server::RedisServer`], a real `redis-server` child on a free port
 //! - [`retry`]: [`eventually`], bounded retries instead of sleeps
 //! - [`tempdir`]: [`TempDir`], removed on drop
 #![warn(missing_docs)]
 
+pub mod channel;
 pub mod client;
 pub mod config;
 pub mod gateway;
+pub mod idp;
+pub mod metrics;
 pub mod ports;
 pub mod process;
+pub mod redis_server;
 pub mod retry;
+pub mod signin;
+pub mod socketio;
 pub mod tempdir;
 pub mod upstream;
 

@@ -70,7 +70,14 @@ impl FlowError {
             FlowError::UnknownProvider(_) | FlowError::Ticket(_) | FlowError::MissingCode => "invalid_request",
             FlowError::MissingState | FlowError::UnknownState | FlowError::ProviderMismatch => "invalid_state",
             FlowError::IssuerMismatch | FlowError::MissingIdToken | FlowError::IdToken(_) => "invalid_id_token",
-            FlowError::Exchange(ExchangeError::Refused { .. }) => "invalid_grant",
+            FlowError::Exchange(ExchangeError::Refused { error }) if !is_provider_outage(error) => {
+                match error.as_str() {
+                    "invalid_client" | "unauthorized_client" | "invalid_request" | "unsupported_grant_type" => {
+                        error.as_str()
+                    }
+                    _ => "invalid_grant",
+                }
+            }
             FlowError::ProviderUnavailable(_)
             | FlowError::Exchange(_)
             | FlowError::UserInfo(_)
@@ -83,6 +90,7 @@ impl FlowError {
     pub fn status(&self) -> u16 {
         match self {
             FlowError::UnknownProvider(_) => 404,
+            FlowError::Exchange(ExchangeError::Refused { error }) if !is_provider_outage(error) => 400,
             FlowError::ProviderUnavailable(_) | FlowError::Exchange(_) | FlowError::UserInfo(_) => 502,
             FlowError::Store | FlowError::Random => 503,
             _ => 400,
@@ -105,4 +113,9 @@ impl FlowError {
             FlowError::Store | FlowError::Random => "internal",
         }
     }
+}
+
+/// A token-endpoint error that means the provider is failing, not that the request was wrong.
+fn is_provider_outage(error: &str) -> bool {
+    matches!(error, "server_error" | "temporarily_unavailable")
 }

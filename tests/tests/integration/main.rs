@@ -6,6 +6,9 @@
 mod cli;
 mod headers;
 mod load_balancing;
+mod popup_flow;
+mod provider_faults;
 mod proxy;
+mod redis_store;
 mod shutdown;
 mod tls;
