@@ -12,7 +12,14 @@ impl AuthService {
         };
         let mut providers = Map::new();
         for p in self.providers.all() {
-            let tokens = self.store.tokens(&session, &p.name).await.ok().flatten();
+            let tokens = match self.store.tokens(&session, &p.name).await {
+                Ok(t) => t,
+                // Saying "signed out" during a store outage would mislead the task pane.
+                Err(_) => {
+                    let body = json!({"error": "temporarily_unavailable", "message": "the token store is unavailable"});
+                    return with_cookie(json_reply(503, &body), set_cookie);
+                }
+            };
             let user = tokens.as_ref().map(|t| {
                 let i = &t.identity;
                 json!({"id": i.subject, "name": i.display_name(), "email": i.email,

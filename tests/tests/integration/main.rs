@@ -3,6 +3,8 @@
 //!
 //! The CLI, shutdown and memory tests run the built binary: `cargo build -p gateway` first.
 
+mod channel_socketio;
+mod channel_ws_sse;
 mod cli;
 mod headers;
 mod load_balancing;
