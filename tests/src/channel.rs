@@ -253,7 +253,10 @@ impl NativeWebSocket {
             Ok(ws) => ws,
             Err(status) => return Ok(Err(Refusal::Http(status))),
         };
-        match next_frame(&mut ws, EVENT_WAIT).await? {
+        let first = next_frame(&mut ws, EVENT_WAIT)
+            .await
+            .with_context(|| format!("the first message after the 101 of {url}"))?;
+        match first {
             Frame::Text(t) => Ok(Ok(Self { ws, pending: VecDeque::from([StatusEvent::from_native(&t)?]) })),
             Frame::Closed(code) => Ok(Err(Refusal::Close(code))),
         }

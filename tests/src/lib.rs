@@ -15,6 +15,7 @@
 //! - [`ports`]: probe-and-hold registry of free `127.0.0.1` ports
 //! - [`redis_server`]: [`redis_server::RedisServer`], a real `redis-server` child on a free port
 //! - [`retry`]: [`eventually`], bounded retries instead of sleeps
+//! - [`teams_fixtures`]: Teams activities, a recording bot service, a local Bot Framework token issuer
 //! - [`tempdir`]: [`TempDir`], removed on drop
 #![warn(missing_docs)]
 
@@ -30,6 +31,7 @@ pub mod redis_server;
 pub mod retry;
 pub mod signin;
 pub mod socketio;
+pub mod teams_fixtures;
 pub mod tempdir;
 pub mod upstream;
 

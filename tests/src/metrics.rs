@@ -27,14 +27,17 @@ pub async fn scrape(admin: SocketAddr) -> anyhow::Result<String> {
 pub fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| parse_sample(line))
+        .filter_map(parse_sample)
         .filter(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v)))
         .map(|(_, _, v)| v)
         .sum()
 }
 
+/// One sample line: metric name, label pairs, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
 /// `name{k="v",…} value` → (name, labels, value).
-fn parse_sample(line: &str) -> Option<(String, Vec<(String, String)>, f64)> {
+fn parse_sample(line: &str) -> Option<Sample> {
     let (series, value) = line.rsplit_once(' ')?;
     let value = value.parse().ok()?;
     let (name, labels) = match series.split_once('{') {

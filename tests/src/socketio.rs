@@ -283,7 +283,9 @@ impl SocketIoClient {
                 Ok(ws) => ws,
                 Err(status) => return Ok(Err(Refusal::Http(status))),
             };
-            let Frame::Text(first) = channel::next_frame(&mut ws, EVENT_WAIT).await? else {
+            let url = endpoint.ws_url(&target);
+            let first = channel::next_frame(&mut ws, EVENT_WAIT).await;
+            let Frame::Text(first) = first.with_context(|| format!("the open packet after the 101 of {url}"))? else {
                 bail!("the socket.io websocket closed before its open packet");
             };
             let mut client = Self::new(Link::WebSocket(ws), version, open_packet(&first)?, Vec::new());
@@ -346,7 +348,10 @@ impl SocketIoClient {
             Err(status) => bail!("the websocket upgrade of {} answered {status}", self.sid()),
         };
         ws.send(Message::Text("2probe".into())).await?;
-        match channel::next_frame(&mut ws, EVENT_WAIT).await? {
+        match channel::next_frame(&mut ws, EVENT_WAIT)
+            .await
+            .with_context(|| format!("3probe after the 101 of {url}"))?
+        {
             Frame::Text(t) if t == "3probe" => {}
             Frame::Text(t) => bail!("expected 3probe, got {t}"),
             Frame::Closed(code) => bail!("the upgrade websocket closed with {code} instead of 3probe"),

@@ -22,6 +22,8 @@ pub const SKEW: Duration = Duration::from_secs(300);
 pub const ENDORSEMENT: &str = "msteams";
 const KEYS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+/// After a failed fetch, the next one may come this soon (the keys are needed to serve anyone).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
 /// Why a bot request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +60,7 @@ struct BotKey {
 struct Keys {
     keys: Vec<BotKey>,
     fetched: Option<Instant>,
+    failed: bool,
 }
 
 /// Verifies bot tokens for one app id.
@@ -76,7 +79,7 @@ struct Claims {
 impl BotTokenVerifier {
     /// For `app_id`, with keys from the OpenID metadata at `metadata`.
     pub fn new(metadata: Url, app_id: String, http: Arc<dyn HttpClient>) -> Self {
-        Self { metadata, app_id, http, keys: Mutex::new(Keys { keys: Vec::new(), fetched: None }) }
+        Self { metadata, app_id, http, keys: Mutex::new(Keys { keys: Vec::new(), fetched: None, failed: false }) }
     }
 
     /// Checks the `Authorization` header value for an activity from `service_url`.
@@ -124,11 +127,21 @@ impl BotTokenVerifier {
                 return Ok((k.jwk.clone(), k.endorsements.iter().any(|e| e == ENDORSEMENT)));
             }
         }
-        if keys.fetched.is_some_and(|t| t.elapsed() < REFETCH_INTERVAL) {
-            return Err(BotTokenError::UnknownKey);
+        let wait = if keys.failed { RETRY_AFTER_FAILURE } else { REFETCH_INTERVAL };
+        if keys.fetched.is_some_and(|t| t.elapsed() < wait) {
+            return Err(if keys.failed { BotTokenError::KeysUnavailable } else { BotTokenError::UnknownKey });
         }
         keys.fetched = Some(Instant::now());
-        keys.keys = self.fetch().await?;
+        match self.fetch().await {
+            Ok(k) => {
+                keys.keys = k;
+                keys.failed = false;
+            }
+            Err(e) => {
+                keys.failed = true;
+                return Err(e);
+            }
+        }
         keys.keys
             .iter()
             .find(|k| k.kid == kid)

@@ -184,7 +184,10 @@ impl TeamsService {
             };
         }
         if activity.kind() == "message" {
-            if let Some(text) = activity.text() {
+            // Only a message that looks like a code is tried, so chatting never burns attempts.
+            let looks_like_code =
+                |t: &str| t.trim().len() == security_code::CODE_DIGITS && t.trim().bytes().all(|b| b.is_ascii_digit());
+            if let Some(text) = activity.text().filter(|t| looks_like_code(t)) {
                 if self.pending.contains_key(&user) && self.redeem(&user, text).await.is_some() {
                     // The code typed into the chat is answered here and never reaches the bot.
                     return BotDecision::Reply(response::ok());

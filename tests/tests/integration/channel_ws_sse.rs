@@ -39,7 +39,12 @@ impl ChannelGateway {
     }
 
     /// Opens `transport` for `join` with `origin`.
-    pub(super) async fn open(&self, transport: Transport, join: &Join, origin: Option<&str>) -> anyhow::Result<channel::Opened> {
+    pub(super) async fn open(
+        &self,
+        transport: Transport,
+        join: &Join,
+        origin: Option<&str>,
+    ) -> anyhow::Result<channel::Opened> {
         channel::open(self.gw.endpoint(), transport, join, origin).await
     }
 
@@ -64,8 +69,11 @@ pub(super) mod behaviour {
     use serde_json::Value;
 
     pub(crate) const INIT: &str = "Private socket session established";
-    /// Longest wait for `auth_expired` after a 2 s `token_ttl` (design: within ~1 s of the end).
-    const EXPIRY_WAIT: Duration = Duration::from_secs(6);
+    /// Longest wait for `auth_expired` after the sign-in, with `token_ttl = "2s"`: the lifetime
+    /// plus 2 s (design: announced within a second of the end; the rest is slack for debug builds).
+    const EXPIRY_WAIT: Duration = Duration::from_secs(4);
+    /// `auth_expired` before this long after the sign-in started would be early.
+    const TOKEN_TTL_FLOOR: Duration = Duration::from_millis(1900);
 
     pub(crate) fn success(user: &str) -> Value {
         json!([{"providerName": "dev", "displayName": format!("Dev User {user}")}])
@@ -80,7 +88,12 @@ pub(super) mod behaviour {
         expect_within(feed, name, data, EVENT_WAIT).await
     }
 
-    async fn expect_within(feed: &mut dyn StatusFeed, name: &str, data: &Value, within: Duration) -> anyhow::Result<()> {
+    async fn expect_within(
+        feed: &mut dyn StatusFeed,
+        name: &str,
+        data: &Value,
+        within: Duration,
+    ) -> anyhow::Result<()> {
         let event = feed.next_event(within).await.with_context(|| format!("waiting for {name}"))?;
         ensure!(event.name == name && event.data == *data, "expected {name} {data}, got {} {}", event.name, event.data);
         Ok(())
@@ -92,13 +105,14 @@ pub(super) mod behaviour {
         let ticket = browser.session_info().await?.ticket()?;
         let own_origin = browser.origin();
 
-        let _by_cookie = cg.joined(transport, &browser).await?;
+        let mut by_cookie = cg.joined(transport, &browser).await?;
         let mut by_ticket = cg.open(transport, &Join::Ticket(ticket), Some(&own_origin)).await?.joined()?;
         expect(&mut *by_ticket, "init", &json!(INIT)).await?;
 
-        // The ticket joined the same room: the sign-in reaches it.
+        // Both joined the session's room: the sign-in reaches both.
         browser.sign_in_dev("ada").await?;
-        expect(&mut *by_ticket, "auth_success", &success("ada")).await
+        expect(&mut *by_cookie, "auth_success", &success("ada")).await.context("joined by cookie")?;
+        expect(&mut *by_ticket, "auth_success", &success("ada")).await.context("joined by ticket")
     }
 
     pub(crate) async fn sign_in_gets_auth_success(transport: Transport) -> anyhow::Result<()> {
@@ -111,7 +125,9 @@ pub(super) mod behaviour {
         expect(&mut *feed, "auth_success", &success("ada")).await
     }
 
-    pub(crate) async fn late_joiner_already_signed_in_gets_auth_success_after_init(transport: Transport) -> anyhow::Result<()> {
+    pub(crate) async fn late_joiner_already_signed_in_gets_auth_success_after_init(
+        transport: Transport,
+    ) -> anyhow::Result<()> {
         let cg = ChannelGateway::start(&[], &[]).await?;
         let mut browser = cg.browser().await?;
         browser.sign_in_dev("ada").await?;
@@ -135,11 +151,17 @@ pub(super) mod behaviour {
         let cg = ChannelGateway::start(&[], &["token_ttl = \"2s\""]).await?;
         let mut browser = cg.browser().await?;
         let mut feed = cg.joined(transport, &browser).await?;
+        let started = std::time::Instant::now();
         browser.sign_in_dev("ada").await?;
+        let signed_in = started.elapsed();
         expect(&mut *feed, "auth_success", &success("ada")).await?;
 
         // design: tokens purged token_ttl after sign-in; this test is about time passing.
-        expect_within(&mut *feed, "auth_expired", &json!([{"providerName": "dev"}]), EXPIRY_WAIT).await
+        let wait = (signed_in + EXPIRY_WAIT).saturating_sub(started.elapsed());
+        expect_within(&mut *feed, "auth_expired", &json!([{"providerName": "dev"}]), wait).await?;
+        let at = started.elapsed();
+        ensure!(at >= TOKEN_TTL_FLOOR, "auth_expired only {at:?} after the sign-in started");
+        Ok(())
     }
 
     pub(crate) async fn logout_gets_auth_expired(transport: Transport) -> anyhow::Result<()> {
@@ -186,6 +208,8 @@ pub(super) mod behaviour {
             let refusal = cg.open(transport, join, None).await?.refused().await.with_context(|| format!("{join:?}"))?;
             ensure!(refusal == transport.no_session_refusal(), "{join:?} was refused with {refusal:?}");
         }
+        let counted = cg.metric("gateway_channel_joins_refused_total", &[("reason", "unauthorized")]).await?;
+        ensure!(counted >= forged.len() as f64, "{counted} unauthorized joins counted for {} refused", forged.len());
         // None of that disturbed the genuine session.
         let mut feed = cg.joined(transport, &browser).await?;
         browser.sign_in_dev("ada").await?;
@@ -202,8 +226,11 @@ pub(super) mod behaviour {
             let refusal = cg.open(transport, &join, Some(origin)).await?.refused().await?;
             ensure!(refusal == Refusal::Http(403), "Origin {origin} was refused with {refusal:?}");
         }
+        let counted = cg.metric("gateway_channel_joins_refused_total", &[("reason", "bad_origin")]).await?;
+        ensure!(counted >= 4.0, "{counted} bad_origin joins counted for 4 refused");
         for origin in [browser.origin().as_str(), "https://addin.example"] {
-            let mut feed = cg.open(transport, &join, Some(origin)).await?.joined().with_context(|| format!("Origin {origin}"))?;
+            let mut feed =
+                cg.open(transport, &join, Some(origin)).await?.joined().with_context(|| format!("Origin {origin}"))?;
             expect(&mut *feed, "init", &json!(INIT)).await?;
         }
         Ok(())
@@ -349,7 +376,8 @@ const SIGNED_IN: usize = 10;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_sockets_over_100_sessions_get_exactly_their_events() -> anyhow::Result<()> {
     let cg = ChannelGateway::start(&[], &[]).await?;
-    let mut browsers = join_all((0..SESSIONS).map(|_| cg.browser())).await.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    let mut browsers =
+        join_all((0..SESSIONS).map(|_| cg.browser())).await.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     let endpoint = cg.gw.endpoint();
     let joins: Vec<(usize, Join)> = (0..SESSIONS * SOCKETS_PER_SESSION)
         .map(|i| (i % SESSIONS, Join::Cookie(browsers[i % SESSIONS].cookie_header().unwrap_or_default())))
@@ -367,9 +395,12 @@ async fn thousand_sockets_over_100_sessions_get_exactly_their_events() -> anyhow
         behaviour::expect(ws, "init", &json!(behaviour::INIT)).await?;
     }
 
-    let signed = join_all(browsers[..SIGNED_IN].iter_mut().enumerate().map(|(i, b)| async move {
-        b.sign_in_dev(&format!("user{i}")).await
-    }))
+    let signed = join_all(
+        browsers[..SIGNED_IN]
+            .iter_mut()
+            .enumerate()
+            .map(|(i, b)| async move { b.sign_in_dev(&format!("user{i}")).await }),
+    )
     .await;
     signed.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     // Every socket's next event: its own session's sign-in, or (the sentinel) its own denial.

@@ -13,4 +13,5 @@ mod provider_faults;
 mod proxy;
 mod redis_store;
 mod shutdown;
+mod teams;
 mod tls;

@@ -123,7 +123,8 @@ async fn every_forged_or_wrong_id_token_is_refused() -> anyhow::Result<()> {
 async fn token_endpoint_failures_answer_502_and_sign_nobody_in() -> anyhow::Result<()> {
     let (idp, upstream) = (TestIdp::start().await, EchoUpstream::start("up").await?);
     let gw = gateway(&idp, &upstream, false).await?;
-    let faults: [(&str, &dyn Fn(&TestIdp)); 3] = [
+    type Knob<'a> = (&'a str, &'a dyn Fn(&TestIdp));
+    let faults: [Knob<'_>; 3] = [
         ("status 500", &|i| i.token_status(500)),
         ("garbage JSON", &|i| i.token_body_garbage()),
         ("huge body", &|i| i.token_body_huge(2 * 1024 * 1024)),
