@@ -409,3 +409,34 @@ async fn chunked_activities_are_read_whole_and_forwarded_whole() -> anyhow::Resu
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_works_with_an_oidc_provider_by_discovery() -> anyhow::Result<()> {
+    use gateway_tests::idp::{TestIdp, CLIENT_ID, CLIENT_SECRET};
+    let idp = TestIdp::start().await;
+    let bot = BotService::start().await?;
+    let toml = gateway_tests::GatewayConfig::on_free_port(&[bot.addr()])?
+        .plain_http_cookies()
+        .extra(&format!(
+            "[providers.idp]\nkind = \"oidc\"\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"env:IDP_SECRET\"\n",
+            idp.issuer()
+        ))
+        .extra(&format!("[teams]\nbot_path = \"{BOT_PATH}\"\nprovider = \"idp\"\napp_id = \"app\"\nverify_bot_token = false\n"));
+    let gw = gateway_tests::TestGateway::with_toml(toml).env("IDP_SECRET", CLIENT_SECRET).start().await?;
+    let teams = TeamsClient::new(&gw)?;
+    let query = Activity::load("query")?;
+    let url = teams.expect_auth(&query, &[]).await?;
+    assert!(url.contains("/connect/idp/t."), "{url}");
+    // The popup: gateway → provider (answers at once) → gateway callback → completion page.
+    let client = gw.client()?;
+    let to_idp = client.get(&url).send().await?;
+    let to_idp = to_idp.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_owned);
+    let back = client.get(to_idp.as_deref().unwrap_or_default()).send().await?;
+    let callback = back.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_owned);
+    let page = client.get(callback.as_deref().unwrap_or_default()).send().await?.text().await?;
+    let code = security_code(&page)?;
+    let received = forwarded(&bot, &teams, &query.clone().with_state(&code), &[]).await?;
+    assert_eq!(received.header_values("x-forwarded-user"), ["sub-alice"]);
+    assert_eq!(received.header_values("x-forwarded-provider"), ["idp"]);
+    Ok(())
+}
