@@ -6,7 +6,7 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{signal, SignalKind};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pingora::server::ShutdownWatch;
@@ -114,15 +114,23 @@ pub fn build_server(config: &Config) -> Result<Server, AppError> {
         config.channel.socketio_path.clone(),
         config.channel.ping_interval.get(),
     );
+    // Bound now, so the socket exists before the proxy accepts its first request.
+    let listener = std::os::unix::net::UnixListener::bind(&socket).map_err(AppError::ChannelSocket)?;
+    listener.set_nonblocking(true).map_err(AppError::ChannelSocket)?;
     server.add_service(background_service(
         "status channel",
-        ChannelService { server: channel_server, socket: socket.clone() },
+        ChannelService {
+            server: Arc::clone(&channel_server),
+            socket: socket.clone(),
+            listener: Mutex::new(Some(listener)),
+        },
     ));
     let routing = ChannelRouting {
         socket,
         socketio_path: config.channel.socketio_path.clone(),
         own_origin: config.server.public_url.origin(),
         allowed_origins: config.channel.allowed_origins.clone(),
+        server: channel_server,
     };
     let gateway = Gateway::new(config, upstreams, auth, dev_idp, routing, teams, metrics.clone());
     server.add_service(background_service(
@@ -189,15 +197,24 @@ fn channel_socket_path() -> std::io::Result<std::path::PathBuf> {
 struct ChannelService {
     server: Arc<ChannelServer>,
     socket: std::path::PathBuf,
+    listener: Mutex<Option<std::os::unix::net::UnixListener>>,
 }
 
 #[async_trait]
 impl BackgroundService for ChannelService {
     async fn start(&self, shutdown: ShutdownWatch) {
-        match ChannelServer::bind(&self.socket) {
-            Ok(listener) => Arc::clone(&self.server).run(listener, shutdown).await,
-            Err(e) => tracing::error!(error = %e, "status channel unavailable"),
+        let std_listener = self.listener.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match std_listener.map(tokio::net::UnixListener::from_std) {
+            Some(Ok(listener)) => Arc::clone(&self.server).run(listener, shutdown).await,
+            Some(Err(e)) => tracing::error!(error = %e, "status channel unavailable"),
+            None => tracing::error!("status channel started twice"),
         }
+    }
+}
+
+impl Drop for ChannelService {
+    // Also on a fast shutdown, where the runtime stops the service before `start` returns.
+    fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.socket);
         if let Some(dir) = self.socket.parent() {
             let _ = std::fs::remove_dir(dir);

@@ -4,7 +4,7 @@
 //! GatewayConfig::minimal(port, &[echo.addr()])   [server] listen + public_url, [upstream], [session]
 //!     .tls(cert, key)                            https, public_url = https://localhost:PORT
 //!     .trusted_proxies(&["127.0.0.1/32"])        .extra_hosts(&["alias.test"])
-//!     .session_key("token_ttl = \"2s\"")        any `[session]` key, raw
+//!     .session_key("token_ttl = \"2s\"")         any `[session]` key, raw
 //!     .plain_http_cookies()                      session cookie without Secure/Partitioned, SameSite=Lax
 //!     .extra("[[routes]] ...")                   any other table, raw
 //!     .to_toml()                                 the file text (also `Display`, `Into<String>`)

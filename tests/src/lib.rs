@@ -10,6 +10,7 @@
 //! - [`signin`]: [`signin::Browser`], one browser's cookies and transcript; the `dev` popup sign-in step by step
 //! - [`channel`]: status-channel clients behind [`channel::StatusFeed`]: native WebSocket, SSE, socket.io
 //! - [`socketio`]: a hand-written Engine.IO 3/4 client (polling, websocket, upgrade) and its framing
+//! - [`limits`]: raising the open-files limit a load test needs
 //! - [`metrics`]: the admin listener's Prometheus text, and one sample by name and labels
 //! - [`idp`]: [`idp::TestIdp`], an in-repo OpenID provider with a knob for every fault
 //! - [`ports`]: probe-and-hold registry of free `127.0.0.1` ports
@@ -24,6 +25,7 @@ pub mod client;
 pub mod config;
 pub mod gateway;
 pub mod idp;
+pub mod limits;
 pub mod metrics;
 pub mod ports;
 pub mod process;

@@ -102,6 +102,28 @@ impl ChannelServer {
         plain(404, "not found")
     }
 
+    /// Runs a status WebSocket whose handshake the proxy already answered (101), on `io`.
+    /// The proxy serves channel upgrades itself rather than through Pingora's upgrade proxying.
+    pub async fn serve_upgraded(
+        self: Arc<Self>,
+        io: tokio::io::DuplexStream,
+        path: &str,
+        query: Option<&str>,
+        session: Option<SessionId>,
+    ) {
+        if path == EVENTS_PATH {
+            let (hub, signed_in) = (Arc::clone(&self.hub), Arc::clone(&self.signed_in));
+            websocket::serve(io, session, hub, signed_in, self.ping).await;
+            return;
+        }
+        if let Some((_, sio)) = &self.socketio {
+            let q = Query::parse(query);
+            if let Some(version) = q.version() {
+                Arc::clone(sio).websocket(io, version, q.sid, session).await;
+            }
+        }
+    }
+
     fn events(&self, req: Request<Incoming>, session: Option<SessionId>) -> Response<Body> {
         if is_websocket(&req) {
             let (hub, signed_in, ping) = (Arc::clone(&self.hub), Arc::clone(&self.signed_in), self.ping);

@@ -16,6 +16,7 @@ mod local;
 pub mod respond;
 pub mod route;
 pub mod rules;
+mod upgrade;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct ChannelRouting {
     pub own_origin: String,
     /// Other allowed origins.
     pub allowed_origins: Vec<String>,
+    /// The channel server, for WebSockets the proxy serves itself.
+    pub server: Arc<crate::channel::server::ChannelServer>,
 }
 
 impl Gateway {
@@ -144,13 +147,16 @@ impl Gateway {
             .auth
             .session_of(&req.headers)
             .or_else(|| ticket.and_then(|t| crate::session::ticket::verify_ticket(self.auth.keys(), &t).ok()));
+        // Channel connections idle for long by design; the channel server pings and times out.
+        session.set_read_timeout(None);
+        if session.is_upgrade_req() {
+            upgrade::serve(session, Arc::clone(&self.channel.server), sid).await?;
+            return Ok(true);
+        }
         if let Some(sid) = sid {
             session.req_header_mut().insert_header(channel::SESSION_HEADER, sid.storage_key())?;
         }
         ctx.channel = true;
-        ctx.upgrade = session.is_upgrade_req();
-        // Channel connections idle for long by design; the channel server pings and times out.
-        session.set_read_timeout(None);
         Ok(false)
     }
 

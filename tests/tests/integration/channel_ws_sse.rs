@@ -375,6 +375,9 @@ const SIGNED_IN: usize = 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_sockets_over_100_sessions_get_exactly_their_events() -> anyhow::Result<()> {
+    // Four descriptors per socket in this process (client, gateway downstream, both ends of the
+    // channel hop), doubled for the tests running alongside.
+    gateway_tests::limits::ensure_open_files(8 * (SESSIONS * SOCKETS_PER_SESSION) as u64)?;
     let cg = ChannelGateway::start(&[], &[]).await?;
     let mut browsers =
         join_all((0..SESSIONS).map(|_| cg.browser())).await.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
@@ -390,7 +393,7 @@ async fn thousand_sockets_over_100_sessions_get_exactly_their_events() -> anyhow
     .await;
     let mut sockets = opened.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     let open = cg.metric("gateway_channel_sockets", &[("transport", "websocket")]).await?;
-    assert_eq!(open, (SESSIONS * SOCKETS_PER_SESSION) as f64);
+    assert_eq!(open, (SESSIONS * SOCKETS_PER_SESSION) as f64, "sockets the gateway counts open after every join");
     for (_, ws) in &mut sockets {
         behaviour::expect(ws, "init", &json!(behaviour::INIT)).await?;
     }
