@@ -13,6 +13,7 @@
 //! - [`limits`]: raising the open-files limit a load test needs
 //! - [`metrics`]: the admin listener's Prometheus text, and one sample by name and labels
 //! - [`idp`]: [`idp::TestIdp`], an in-repo OpenID provider with a knob for every fault
+//! - [`oidc_provider`]: the real OpenID provider (npm `oidc-provider`) as a child, and its login driver
 //! - [`ports`]: probe-and-hold registry of free `127.0.0.1` ports
 //! - [`redis_server`]: [`redis_server::RedisServer`], a real `redis-server` child on a free port
 //! - [`retry`]: [`eventually`], bounded retries instead of sleeps
@@ -27,6 +28,7 @@ pub mod gateway;
 pub mod idp;
 pub mod limits;
 pub mod metrics;
+pub mod oidc_provider;
 pub mod ports;
 pub mod process;
 pub mod redis_server;

@@ -11,6 +11,7 @@ mod load_balancing;
 mod popup_flow;
 mod provider_faults;
 mod proxy;
+mod real_oidc_provider;
 mod redis_store;
 mod shutdown;
 mod teams;
