@@ -440,3 +440,32 @@ async fn the_loop_works_with_an_oidc_provider_by_discovery() -> anyhow::Result<(
     assert_eq!(received.header_values("x-forwarded-provider"), ["idp"]);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_works_with_the_real_oidc_provider() -> anyhow::Result<()> {
+    use gateway_tests::oidc_provider::OidcProvider;
+    let bot = BotService::start().await?;
+    let config = gateway_tests::GatewayConfig::on_free_port(&[bot.addr()])?.plain_http_cookies();
+    let callback = format!("http://{}/connect/op/callback", config.listen());
+    let op = OidcProvider::start("teams-gateway", "teams-secret-0123456789", &[callback]).await?;
+    let toml = config
+        .extra(&format!(
+            "[providers.op]\nkind = \"oidc\"\nissuer = \"{}\"\nclient_id = \"teams-gateway\"\nclient_secret = \"env:OP_SECRET\"\n",
+            op.issuer()
+        ))
+        .extra(&format!("[teams]\nbot_path = \"{BOT_PATH}\"\nprovider = \"op\"\napp_id = \"app\"\nverify_bot_token = false\n"));
+    let gw = gateway_tests::TestGateway::with_toml(toml).env("OP_SECRET", "teams-secret-0123456789").start().await?;
+    let teams = TeamsClient::new(&gw)?;
+    let query = Activity::load("query")?;
+    let url = teams.expect_auth(&query, &[]).await?;
+    let client = gw.client()?;
+    let to_op = client.get(&url).send().await?;
+    let authorize = to_op.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default().to_owned();
+    let back = op.login(&authorize, "grace").await?;
+    let page = client.get(back.as_str()).send().await?.text().await?;
+    let code = security_code(&page)?;
+    let received = forwarded(&bot, &teams, &query.clone().with_state(&code), &[]).await?;
+    assert_eq!(received.header_values("x-forwarded-user"), ["grace"]);
+    assert_eq!(received.header_values("x-forwarded-email"), ["grace@example.test"]);
+    Ok(())
+}
