@@ -1,7 +1,6 @@
 //! The channel server: hyper on a private Unix socket, reached only through the proxy, which has
 //! already checked the `Origin` and put the verified session in [`SESSION_HEADER`].
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,15 +33,6 @@ pub struct ChannelServer {
     ping: Duration,
 }
 
-/// Why the server could not start.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot listen on the channel socket {path}")]
-pub struct ChannelServerError {
-    path: PathBuf,
-    #[source]
-    source: std::io::Error,
-}
-
 impl ChannelServer {
     /// Serves native events and, when `socketio_path` is set, socket.io.
     pub fn new(
@@ -53,12 +43,6 @@ impl ChannelServer {
     ) -> Arc<Self> {
         let socketio = socketio_path.map(|p| (p, SocketIo::new(Arc::clone(&hub), Arc::clone(&signed_in), ping)));
         Arc::new(Self { hub, signed_in, socketio, ping })
-    }
-
-    /// Binds `path` (mode 0600 via a private directory chosen by the caller).
-    pub fn bind(path: &Path) -> Result<UnixListener, ChannelServerError> {
-        let _ = std::fs::remove_file(path);
-        UnixListener::bind(path).map_err(|source| ChannelServerError { path: path.to_owned(), source })
     }
 
     /// Accepts connections until `shutdown` turns true.
