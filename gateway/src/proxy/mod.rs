@@ -192,7 +192,7 @@ impl Gateway {
             None
         } else {
             match rules::normalize_path(req.uri.path()) {
-                Ok(path) => self.rules.find(&path, &req.method),
+                Ok(path) => self.rules.find_for(&path, &req.method, &req.headers),
                 Err(_) => {
                     respond::write(session, respond::bad_path()).await?;
                     return Ok(true);

@@ -3,17 +3,23 @@
 //! # Invariants
 //! Matching sees the path after percent-decoding, dot-segment removal and duplicate-slash
 //! collapsing, and never the query or fragment, so `/public/..%2fapi/x`, `//api/x` and
-//! `/api/./x` all meet the rule for `/api/`. A path that cannot be normalised (bad escape,
-//! invalid UTF-8, NUL) is refused rather than guessed.
+//! `/api/./x` all meet the rule for `/api/`. Whatever a common upstream could read as a protected
+//! path is protected too: prefixes and methods compare ASCII case-insensitively (IIS, ASP.NET,
+//! Express), `;parameters` are cut from segments (servlet containers: `/..;/`, `/;/`), trailing
+//! dots and spaces are cut from segments (Windows file names), `HEAD` counts as `GET`, and the
+//! method-override headers count as methods. A path that cannot be normalised (bad escape,
+//! invalid UTF-8, NUL, a segment of only dots and spaces other than `.` and `..`) is refused
+//! rather than guessed.
 
-use http::Method;
+use http::{HeaderMap, Method};
 
 use crate::config::RouteRule;
 
 /// Why a path was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
-    /// Bad percent-escape, invalid UTF-8 after decoding, or a control character.
+    /// Bad percent-escape, invalid UTF-8 after decoding, a control character, or a segment of
+    /// dots and spaces that servers disagree on (`...`, `. .`).
     #[error("the request path cannot be normalised")]
     Malformed,
 }
@@ -39,12 +45,21 @@ pub fn normalize_path(path: &str) -> Result<String, PathError> {
     let unified = decoded.replace('\\', "/");
     let mut out: Vec<&str> = Vec::new();
     for seg in unified.split('/') {
+        // Servlet containers drop `;parameters` from each segment (`/..;/` is `/../`).
+        let seg = seg.split(';').next().unwrap_or("");
         match seg {
             "" | "." => {}
             ".." => {
                 out.pop();
             }
-            s => out.push(s),
+            s => {
+                // Windows drops trailing dots and spaces from file names (`/api./` is `/api/`).
+                let trimmed = s.trim_end_matches(['.', ' ']);
+                if trimmed.is_empty() {
+                    return Err(PathError::Malformed);
+                }
+                out.push(trimmed);
+            }
         }
     }
     let mut path = String::with_capacity(unified.len() + 1);
@@ -76,24 +91,65 @@ impl RouteRules {
 
     /// The rule for a normalised path and method, if any.
     pub fn find(&self, normalized: &str, method: &Method) -> Option<&RouteRule> {
+        self.find_any(normalized, std::slice::from_ref(method))
+    }
+
+    /// The rule for a normalised path and a request's method, or any method its method-override
+    /// headers name: of every rule one of them meets, the longest prefix.
+    pub fn find_for(&self, normalized: &str, method: &Method, headers: &HeaderMap) -> Option<&RouteRule> {
+        let mut methods = vec![method.clone()];
+        for name in METHOD_OVERRIDE_HEADERS {
+            for value in headers.get_all(name) {
+                if let Ok(m) = Method::from_bytes(value.as_bytes().trim_ascii()) {
+                    methods.push(m);
+                }
+            }
+        }
+        self.find_any(normalized, &methods)
+    }
+
+    fn find_any(&self, normalized: &str, methods: &[Method]) -> Option<&RouteRule> {
         self.rules
             .iter()
-            .filter(|r| r.methods.as_ref().is_none_or(|m| m.contains(method)))
+            .filter(|r| r.methods.as_ref().is_none_or(|allowed| methods.iter().any(|m| method_matches(allowed, m))))
             .filter(|r| prefix_matches(&r.prefix, normalized))
             .max_by_key(|r| r.prefix.len())
     }
 }
 
-/// `/api/` matches `/api/x` and `/api`; `/api` matches `/api`, `/api/x`, not `/apix`.
+/// Headers that frameworks read as the request's real method (ASP.NET, Express's
+/// method-override, Symfony, Google APIs); a rule filtered by method also meets these.
+pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
+
+/// `method` is one of `allowed`, in any case; `HEAD` is answered by `GET` handlers, so a
+/// `GET` rule covers it.
+fn method_matches(allowed: &[Method], method: &Method) -> bool {
+    let name = method.as_str();
+    allowed.iter().any(|a| {
+        a.as_str().eq_ignore_ascii_case(name) || (*a == Method::GET && name.eq_ignore_ascii_case(Method::HEAD.as_str()))
+    })
+}
+
+/// `/api/` matches `/api/x` and `/api`; `/api` matches `/api`, `/api/x`, not `/apix`; ASCII case
+/// is ignored.
 fn prefix_matches(prefix: &str, path: &str) -> bool {
     let bare = prefix.trim_end_matches('/');
     if bare.is_empty() {
         return true;
     }
-    match path.strip_prefix(bare) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/'),
-        None => false,
+    match path.get(..bare.len()) {
+        Some(head) if head.eq_ignore_ascii_case(bare) => {
+            let rest = &path[bare.len()..];
+            rest.is_empty() || rest.starts_with('/')
+        }
+        _ => false,
     }
+}
+
+/// True when `path` (a raw request path) names the same resource as the configured `route`
+/// after normalisation, ignoring ASCII case and a trailing slash, as rules match.
+pub fn is_same_path(path: &str, route: &str) -> bool {
+    normalize_path(path).is_ok_and(|p| p.trim_end_matches('/').eq_ignore_ascii_case(route.trim_end_matches('/')))
 }
 
 #[cfg(test)]
@@ -115,6 +171,20 @@ mod tests {
     }
 
     #[test]
+    fn normalisation_reads_paths_as_lenient_servers_do() {
+        assert_eq!(normalize_path("/public/..;/api/x").unwrap(), "/api/x");
+        assert_eq!(normalize_path("/;/api;jsessionid=1/x").unwrap(), "/api/x");
+        assert_eq!(normalize_path("/api./x").unwrap(), "/api/x");
+        assert_eq!(normalize_path("/api%20/x.").unwrap(), "/api/x");
+        assert_eq!(normalize_path("/a.b/c").unwrap(), "/a.b/c");
+        assert_eq!(normalize_path("/public/.../api").unwrap_err(), PathError::Malformed);
+        assert_eq!(normalize_path("/public/.. /api").unwrap_err(), PathError::Malformed);
+        assert!(is_same_path("/API//messages/", "/api/messages"));
+        assert!(is_same_path("/api/x/../messages", "/api/messages"));
+        assert!(!is_same_path("/api/messages/x", "/api/messages"));
+    }
+
+    #[test]
     fn longest_prefix_wins_and_methods_filter() {
         let rule = |prefix: &str, methods: Option<Vec<Method>>| RouteRule {
             prefix: prefix.into(),
@@ -129,5 +199,24 @@ mod tests {
         assert_eq!(rules.find("/api/admin/x", &Method::GET).unwrap().prefix, "/api/");
         assert!(rules.find("/apix", &Method::GET).is_none());
         assert!(rules.find("/public", &Method::GET).is_none());
+        assert_eq!(rules.find("/API/Admin/x", &Method::POST).unwrap().prefix, "/api/admin");
+    }
+
+    #[test]
+    fn method_filters_cover_head_case_and_overrides() {
+        let rule = |prefix: &str, methods: Vec<Method>| RouteRule {
+            prefix: prefix.into(),
+            methods: Some(methods),
+            require: Require::Any,
+            forward_access_token: false,
+        };
+        let rules = RouteRules::new(vec![rule("/items/", vec![Method::DELETE]), rule("/reports/", vec![Method::GET])]);
+        let none = HeaderMap::new();
+        assert!(rules.find("/reports/1", &Method::HEAD).is_some());
+        assert!(rules.find("/items/1", &Method::from_bytes(b"delete").unwrap()).is_some());
+        assert!(rules.find_for("/items/1", &Method::POST, &none).is_none());
+        let mut overridden = HeaderMap::new();
+        overridden.insert("x-http-method-override", http::HeaderValue::from_static("DELETE"));
+        assert!(rules.find_for("/items/1", &Method::POST, &overridden).is_some());
     }
 }
