@@ -1,7 +1,8 @@
 //! Classifies a request path into the gateway's own routes or the upstream.
 //!
 //! Gateway routes are matched on the raw path, exactly: a variant (`/_gateway/health/../x`)
-//! is not a gateway route and goes through the route rules like any upstream request.
+//! is not a gateway route and goes through the route rules like any upstream request. The Teams
+//! bot path is the exception: it guards an upstream, so it is matched like a route rule.
 
 use crate::auth::dev_idp::DEV_PREFIX;
 use crate::auth::{CONNECT_PREFIX, LOGOUT_PATH, SESSION_PATH};
@@ -79,7 +80,8 @@ pub fn classify<'a>(path: &'a str, socketio: Option<&str>) -> Route<'a> {
 
 /// [`classify`], plus the Teams bot path when configured.
 pub fn classify_with<'a>(path: &'a str, socketio: Option<&str>, bot: Option<&str>) -> Route<'a> {
-    if bot == Some(path) {
+    // Every spelling the bot service could route to its handler has its bot token checked.
+    if bot.is_some_and(|b| super::rules::is_same_path(path, b)) {
         return Route::Bot;
     }
     match path {
@@ -133,5 +135,15 @@ mod tests {
         assert_eq!(classify("/_gateway/dev/authorize"), Route::DevIdp("/authorize"));
         assert_eq!(classify("/api/x"), Route::Upstream);
         assert_eq!(classify("/_gatewayx"), Route::Upstream);
+    }
+
+    #[test]
+    fn the_bot_path_is_matched_like_a_route_rule() {
+        let bot = Some("/api/messages");
+        for path in ["/api/messages", "/api/messages/", "/API//Messages", "/api/x/../messages", "/api/%6dessages"] {
+            assert_eq!(classify_with(path, None, bot), Route::Bot, "{path}");
+        }
+        assert_eq!(classify_with("/api/messages/x", None, bot), Route::Upstream);
+        assert_eq!(classify_with("/api/messages", None, None), Route::Upstream);
     }
 }
