@@ -24,8 +24,16 @@ pub enum JoinError {
     TooManySockets,
 }
 
-/// The sockets of one session: (socket id, its queue).
-type Room = Vec<(u64, mpsc::Sender<StatusEvent>)>;
+/// One member of a room.
+struct Member {
+    id: u64,
+    /// Counts against `max_sockets_per_session` (status sockets do; watchers do not).
+    counted: bool,
+    tx: mpsc::Sender<StatusEvent>,
+}
+
+/// The members of one session's room.
+type Room = Vec<Member>;
 
 /// Carries events to every gateway instance (Redis pub/sub); each delivers to its own rooms.
 pub trait Relay: Send + Sync {
@@ -97,28 +105,46 @@ impl Hub {
 
     /// Adds a socket of `transport` (a fixed label) to `session`'s room.
     pub fn join(self: &Arc<Self>, session: SessionId, transport: &'static str) -> Result<Membership, JoinError> {
-        let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
-        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         let room = rooms.entry(session).or_default();
-        room.retain(|(_, s)| !s.is_closed());
-        if room.len() >= self.max_per_session {
+        room.retain(|m| !m.tx.is_closed());
+        if room.iter().filter(|m| m.counted).count() >= self.max_per_session {
             drop(rooms);
             self.refuse("too_many_sockets");
             return Err(JoinError::TooManySockets);
         }
-        room.push((id, tx));
-        drop(rooms);
+        Ok(self.admit(room, session, transport, true))
+    }
+
+    /// Follows `session`'s events for a connection that is not a status socket (a proxied
+    /// upstream WebSocket that must end with the session's tokens). It does not count against
+    /// `max_sockets_per_session`: the add-in's own sockets are not the channel's.
+    pub fn watch(self: &Arc<Self>, session: SessionId, transport: &'static str) -> Membership {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        let room = rooms.entry(session).or_default();
+        self.admit(room, session, transport, false)
+    }
+
+    fn admit(
+        self: &Arc<Self>,
+        room: &mut Room,
+        session: SessionId,
+        transport: &'static str,
+        counted: bool,
+    ) -> Membership {
+        let (tx, events) = mpsc::channel(SOCKET_QUEUE);
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        room.push(Member { id, counted, tx });
         if let Some(m) = &self.metrics {
             m.add_socket(transport, 1);
         }
-        Ok(Membership { hub: Arc::clone(self), session, id, transport, events: rx })
+        Membership { hub: Arc::clone(self), session, id, transport, events }
     }
 
     fn leave(&self, session: &SessionId, id: u64) {
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(room) = rooms.get_mut(session) {
-            room.retain(|(i, _)| *i != id);
+            room.retain(|m| m.id != id);
             if room.is_empty() {
                 rooms.remove(session);
             }
@@ -130,8 +156,8 @@ impl Hub {
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         let mut sent = 0;
         if let Some(room) = rooms.get_mut(session) {
-            room.retain(|(_, tx)| {
-                let ok = tx.try_send(event.clone()).is_ok();
+            room.retain(|m| {
+                let ok = m.tx.try_send(event.clone()).is_ok();
                 sent += u64::from(ok);
                 ok
             });

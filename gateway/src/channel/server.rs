@@ -45,6 +45,11 @@ impl ChannelServer {
         Arc::new(Self { hub, signed_in, socketio, ping })
     }
 
+    /// The rooms this server's sockets join.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
     /// Accepts connections until `shutdown` turns true.
     pub async fn run(self: Arc<Self>, listener: UnixListener, mut shutdown: watch::Receiver<bool>) {
         loop {

@@ -3,7 +3,7 @@
 //! | Pingora phase | what the gateway does, in order | calls |
 //! |---|---|---|
 //! | `new_ctx` | empty [`RequestCtx`] | `proxy::ctx` |
-//! | `request_filter` | 1 strip identity and untrusted forwarding headers; 2 `Host` check → 421; 3 classify the route: a gateway route is answered here (`Ok(true)`); 4 route rule: protected without live tokens → 401 JSON, else the identity goes in ctx; an upgrade loses the idle read timeout | `identity`, `proxy::forwarded`, `proxy::route`, `proxy::rules`, `auth`, `proxy::respond` |
+//! | `request_filter` | 1 strip identity and untrusted forwarding headers; 2 `Host` check → 421; 3 classify the route: a gateway route is answered here (`Ok(true)`); 4 route rule: protected without live tokens → 401 JSON, else the identity goes in ctx; an upgrade loses the idle read timeout, and a WebSocket carrying an identity is relayed here until its tokens go away | `identity`, `proxy::forwarded`, `proxy::route`, `proxy::rules`, `auth`, `proxy::respond`, `proxy::tunnel` |
 //! | `upstream_peer` | next healthy upstream, else 502 | `proxy::upstream` |
 //! | `upstream_request_filter` | set `X-Forwarded-For/-Proto/-Host`; inject the identity headers | `proxy::forwarded`, `identity` |
 //! | `fail_to_connect` | count the failure | `metrics` |
@@ -16,6 +16,7 @@ mod local;
 pub mod respond;
 pub mod route;
 pub mod rules;
+mod tunnel;
 mod upgrade;
 pub mod upstream;
 
@@ -30,7 +31,8 @@ use crate::auth::dev_idp::DevIdp;
 use crate::auth::guard::Access;
 use crate::auth::AuthService;
 use crate::channel;
-use crate::config::{types::AllowedHost, Config, IdentityHeaderNames};
+use crate::config::types::{AllowedHost, ProviderName};
+use crate::config::{Config, IdentityHeaderNames};
 use crate::identity::{self, HeaderPolicy};
 use crate::metrics::Metrics;
 use crate::teams::{BotDecision, TeamsService};
@@ -53,6 +55,8 @@ pub struct Gateway {
     channel: ChannelRouting,
     teams: Option<Arc<TeamsService>>,
     metrics: Metrics,
+    /// Connects the WebSockets this gateway relays itself (`proxy::tunnel`).
+    ws_connector: pingora::connectors::TransportConnector,
 }
 
 /// Where status-channel requests go and who may open them.
@@ -93,6 +97,7 @@ impl Gateway {
             channel,
             teams,
             metrics,
+            ws_connector: pingora::connectors::TransportConnector::new(None),
         }
     }
 
@@ -184,6 +189,72 @@ impl Gateway {
         respond::wants_json(accept)
     }
 
+    /// The forwarding headers and, when signed in, the identity headers of an upstream request.
+    fn add_upstream_headers(
+        &self,
+        upstream_request: &mut pingora::http::RequestHeader,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let header = |name: &str| upstream_request.headers.get(name).and_then(|v| v.to_str().ok());
+        let trusted = ctx.trusted_peer.then(|| forwarded::TrustedValues {
+            xff: header(forwarded::X_FORWARDED_FOR),
+            proto: header(forwarded::X_FORWARDED_PROTO),
+            host: header(forwarded::X_FORWARDED_HOST),
+        });
+        let values = forwarded::forwarding_values(ctx.client_ip, self.https, ctx.host.as_deref(), trusted);
+        for (name, value) in values {
+            upstream_request.insert_header(name, value)?;
+        }
+        if let Some(tokens) = &ctx.tokens {
+            for (name, value) in identity::identity_headers(&self.identity_names, tokens, ctx.forward_token) {
+                upstream_request.insert_header(name, value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A WebSocket upgrade that carries an identity: relayed by the gateway (`proxy::tunnel`) so
+    /// that it is closed with 1008 when that identity's tokens go away.
+    async fn tunnel(&self, session: &mut Session, ctx: &mut RequestCtx, provider: ProviderName) -> Result<()> {
+        let Some(sid) = self.auth.session_of(&session.req_header().headers) else {
+            // Tokens come only from a session cookie, so this cannot happen; refuse rather than relay unwatched.
+            return respond::write(session, respond::proxy_failure(502, true)).await;
+        };
+        let watch = self.channel.server.hub().watch(sid, "upstream_websocket");
+        // Re-check after joining: an expiry between the route check and the join is not missed.
+        if !matches!(self.auth.store().tokens(&sid, &provider).await, Ok(Some(_))) {
+            let body =
+                serde_json::json!({"error": "authentication_required", "message": "the session's sign-in expired"});
+            return respond::write(session, respond::LocalResponse::json(401, &body)).await;
+        }
+        let Some(peer) = self.upstreams.next_peer(true) else {
+            return respond::write(session, respond::proxy_failure(502, true)).await;
+        };
+        ctx.upstream = Some(peer._address.to_string());
+        let mut head = session.req_header().clone();
+        self.add_upstream_headers(&mut head, ctx)?;
+        head.remove_header(&http::header::SEC_WEBSOCKET_EXTENSIONS);
+        if head.headers.get(http::header::HOST).is_none() {
+            if let Some(host) = ctx.host.clone() {
+                head.insert_header(http::header::HOST, host)?;
+            }
+        }
+        let mut parts = head.as_owned_parts();
+        // The WebSocket client wants an absolute ws:// URI; only its path and query are sent.
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = format!("ws://upstream{target}")
+            .parse()
+            .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "bad request target"))?;
+        let request = http::Request::from_parts(parts, ());
+        tunnel::serve(session, &self.ws_connector, &peer, request, watch, provider).await
+    }
+
+    /// Whether the request asks for a WebSocket (not another protocol).
+    fn is_websocket(session: &Session) -> bool {
+        let upgrade = session.req_header().headers.get(http::header::UPGRADE);
+        upgrade.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+    }
+
     /// Step 3: the route rule for this path decides whether a live sign-in is needed.
     /// Returns `true` when the request was answered (401, 400).
     async fn guard(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -251,6 +322,12 @@ impl ProxyHttp for Gateway {
         if ctx.upgrade {
             // design: Pingora facts, the 60 s read timeout also cuts idle upgraded connections
             session.set_read_timeout(None);
+            if let Some(provider) = ctx.tokens.as_ref().map(|t| t.identity.provider.clone()) {
+                if Self::is_websocket(session) {
+                    self.tunnel(session, ctx, provider).await?;
+                    return Ok(true);
+                }
+            }
         }
         Ok(false)
     }
@@ -276,21 +353,7 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut pingora::http::RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let header = |name: &str| upstream_request.headers.get(name).and_then(|v| v.to_str().ok());
-        let trusted = ctx.trusted_peer.then(|| forwarded::TrustedValues {
-            xff: header(forwarded::X_FORWARDED_FOR),
-            proto: header(forwarded::X_FORWARDED_PROTO),
-            host: header(forwarded::X_FORWARDED_HOST),
-        });
-        let values = forwarded::forwarding_values(ctx.client_ip, self.https, ctx.host.as_deref(), trusted);
-        for (name, value) in values {
-            upstream_request.insert_header(name, value)?;
-        }
-        if let Some(tokens) = &ctx.tokens {
-            for (name, value) in identity::identity_headers(&self.identity_names, tokens, ctx.forward_token) {
-                upstream_request.insert_header(name, value)?;
-            }
-        }
+        self.add_upstream_headers(upstream_request, ctx)?;
         if let Some(body) = &ctx.body_override {
             upstream_request.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
             upstream_request.remove_header(&http::header::TRANSFER_ENCODING);

@@ -47,8 +47,20 @@ pub(super) async fn serve(
     resp.insert_header(http::header::SEC_WEBSOCKET_ACCEPT, accept)?;
     session.write_response_header(Box::new(resp), false).await?;
 
-    let (ours, theirs) = tokio::io::duplex(PIPE_BYTES);
+    let (ours, theirs) = pipe();
     let task = tokio::spawn(async move { server.serve_upgraded(theirs, &path, query.as_deref(), sid).await });
+    pump(session, ours).await;
+    task.abort();
+    Ok(())
+}
+
+/// A duplex pipe whose far end speaks WebSocket for the client of `session` (after its 101).
+pub(super) fn pipe() -> (tokio::io::DuplexStream, tokio::io::DuplexStream) {
+    tokio::io::duplex(PIPE_BYTES)
+}
+
+/// Moves the upgraded bytes between the Pingora `session` and `ours` until either side ends.
+pub(super) async fn pump(session: &mut Session, ours: tokio::io::DuplexStream) {
     let (mut from_ws, mut to_ws) = tokio::io::split(ours);
     let mut buf = vec![0u8; 8 * 1024];
     loop {
@@ -72,6 +84,4 @@ pub(super) async fn serve(
             Step::ToClient(_) => break,
         }
     }
-    task.abort();
-    Ok(())
 }

@@ -16,3 +16,4 @@ mod redis_store;
 mod shutdown;
 mod teams;
 mod tls;
+mod upstream_websocket;

@@ -1,0 +1,154 @@
+//! WebSockets to the upstream that carry a signed-in identity, relayed by the gateway itself so
+//! that they end with that identity: when its tokens go away (lifetime, logout) both sides get
+//! a close frame with code 1008 (policy violation) and reason `session expired`.
+//!
+//! ```text
+//! client ══ Pingora session ══ pump ══ duplex ══ WebSocket (server role) ┐
+//!                                                                        ├ relay ◀── hub watch (auth_expired)
+//! upstream ═════ Pingora TransportConnector stream ═ WebSocket (client role) ┘
+//! ```
+//! Pingora's own upgrade proxying has no hook to end a tunnel from outside (and can end one
+//! whose 101 beats the request's end-of-body, cloudflare/pingora#946), so these upgrades are
+//! relayed message by message here. Anonymous upgrades still go through Pingora untouched.
+//! `Sec-WebSocket-Extensions` is not forwarded: the relay does not speak permessage-deflate,
+//! so the two sides agree on no extension. Ping and pong stay on their own hop.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use pingora::connectors::TransportConnector;
+use pingora::http::ResponseHeader;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::Session;
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use super::{respond, upgrade};
+use crate::channel::event::StatusEvent;
+use crate::channel::hub::Membership;
+use crate::config::types::ProviderName;
+
+/// Longest wait for the upstream's answer to the upgrade request.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest wait for the relay to finish its closing handshake once the client is gone.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The close reason both sides read when the identity's tokens are gone.
+const EXPIRED_REASON: &str = "session expired";
+
+/// What ends a relay.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    /// Either side closed or failed.
+    Closed,
+    /// The identity's tokens were removed.
+    Expired,
+}
+
+/// Connects to `peer`, sends `request` (the client's upgrade with the gateway's headers), and
+/// relays the WebSocket until either side closes or `watch` reports the end of `provider`'s tokens.
+pub(super) async fn serve(
+    session: &mut Session,
+    connector: &TransportConnector,
+    peer: &HttpPeer,
+    request: http::Request<()>,
+    watch: Membership,
+    provider: ProviderName,
+) -> pingora::Result<()> {
+    let connected = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let stream = connector.new_stream(peer).await.map_err(|e| e.to_string())?;
+        tokio_tungstenite::client_async(request, stream).await.map_err(|e| match e {
+            WsError::Http(response) => format!("upstream answered the upgrade with {}", response.status()),
+            other => other.to_string(),
+        })
+    })
+    .await
+    .unwrap_or_else(|_| Err("no upgrade answer from the upstream in time".to_owned()));
+    let (upstream, response) = match connected {
+        Ok(pair) => pair,
+        Err(reason) => {
+            tracing::warn!(%reason, "upstream websocket failed");
+            let status = if reason.starts_with("no upgrade answer") { 504 } else { 502 };
+            return respond::write(session, respond::proxy_failure(status, true)).await;
+        }
+    };
+    let mut head = ResponseHeader::build(101, Some(response.headers().len()))?;
+    for (name, value) in response.headers() {
+        head.append_header(name.clone(), value.clone())?;
+    }
+    session.write_response_header(Box::new(head), false).await?;
+
+    let (ours, theirs) = upgrade::pipe();
+    let client = WebSocketStream::from_raw_socket(theirs, Role::Server, None).await;
+    let relay = tokio::spawn(relay(client, upstream, watch, provider));
+    upgrade::pump(session, ours).await;
+    match tokio::time::timeout(CLOSE_TIMEOUT, relay).await {
+        Ok(Ok(End::Expired)) => tracing::info!("upstream websocket closed: session expired"),
+        Ok(_) => {}
+        Err(_) => tracing::debug!("upstream websocket relay did not finish closing in time"),
+    }
+    Ok(())
+}
+
+async fn relay<C, U>(
+    mut client: WebSocketStream<C>,
+    mut upstream: WebSocketStream<U>,
+    mut watch: Membership,
+    provider: ProviderName,
+) -> End
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    U: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        tokio::select! {
+            m = client.next() => {
+                if !forward(m, &mut upstream).await {
+                    let _ = upstream.close(None).await;
+                    return End::Closed;
+                }
+            }
+            m = upstream.next() => {
+                if !forward(m, &mut client).await {
+                    let _ = client.close(None).await;
+                    return End::Closed;
+                }
+            }
+            event = watch.events.recv() => {
+                let expired = match event {
+                    Some(StatusEvent::AuthExpired(gone)) => gone.iter().any(|p| p == provider.as_str()),
+                    Some(_) => false,
+                    // Dropped from the room: the session can no longer be followed, so fail closed.
+                    None => true,
+                };
+                if expired {
+                    let frame = CloseFrame { code: CloseCode::Policy, reason: EXPIRED_REASON.into() };
+                    let _ = client.close(Some(frame.clone())).await;
+                    let _ = upstream.close(Some(frame)).await;
+                    let _ = client.get_mut().shutdown().await;
+                    return End::Expired;
+                }
+            }
+        }
+    }
+}
+
+/// Sends a data or close message on; `false` when the relay is over.
+async fn forward<S>(message: Option<Result<Message, WsError>>, to: &mut WebSocketStream<S>) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match message {
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => true,
+        Some(Ok(Message::Close(frame))) => {
+            let _ = to.close(frame).await;
+            false
+        }
+        Some(Ok(m)) => to.send(m).await.is_ok(),
+        Some(Err(_)) | None => false,
+    }
+}
