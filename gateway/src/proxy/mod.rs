@@ -398,6 +398,13 @@ impl ProxyHttp for Gateway {
         FailToProxy { error_code: status, can_reuse_downstream: false }
     }
 
+    /// How Pingora's own error lines name a request: method and path, never the query or a
+    /// ticket (design: logs never carry a token, code, state or query value).
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        format!("{} {}", req.method, route::loggable_path(req.uri.path()))
+    }
+
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
@@ -405,7 +412,7 @@ impl ProxyHttp for Gateway {
         let req = session.req_header();
         tracing::info!(
             method = %req.method,
-            path = req.uri.path(),
+            path = &*route::loggable_path(req.uri.path()),
             status,
             route = ctx.route,
             upstream = ctx.upstream.as_deref().unwrap_or("-"),

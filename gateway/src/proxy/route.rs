@@ -116,6 +116,19 @@ pub fn classify_with<'a>(path: &'a str, socketio: Option<&str>, bot: Option<&str
     Route::Upstream
 }
 
+/// `path` as logs may show it: a connect ticket or Teams user reference (a credential for a
+/// sign-in) is replaced by `-`.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if let Some(rest) = path.strip_prefix(CONNECT_PREFIX) {
+        if let Some((provider, ticket)) = rest.split_once('/') {
+            if !ticket.is_empty() && ticket != "callback" {
+                return format!("{CONNECT_PREFIX}{provider}/-").into();
+            }
+        }
+    }
+    path.into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +148,15 @@ mod tests {
         assert_eq!(classify("/_gateway/dev/authorize"), Route::DevIdp("/authorize"));
         assert_eq!(classify("/api/x"), Route::Upstream);
         assert_eq!(classify("/_gatewayx"), Route::Upstream);
+    }
+
+    #[test]
+    fn logs_never_show_a_ticket() {
+        assert_eq!(loggable_path("/connect/entra/abc.def"), "/connect/entra/-");
+        assert_eq!(loggable_path("/connect/entra/t.abc/x"), "/connect/entra/-");
+        assert_eq!(loggable_path("/connect/entra/callback"), "/connect/entra/callback");
+        assert_eq!(loggable_path("/connect/logout"), "/connect/logout");
+        assert_eq!(loggable_path("/api/x"), "/api/x");
     }
 
     #[test]
