@@ -14,6 +14,8 @@ pub const DEFAULT_COOKIE_SAME_SITE: &str = "none";
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// `server.shutdown_timeout`: after the grace period, how long the runtimes get to stop.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// `server.idle_timeout`: a kept-alive client connection idle this long between requests is closed.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// `server.threads`: worker threads of the proxy service.
 pub const DEFAULT_THREADS: usize = 2;
 /// `upstream.health_check_interval`: how often every upstream is probed.

@@ -66,6 +66,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Runtime stop timeout after the grace period.
     pub shutdown_timeout: Duration,
+    /// Longest idle time between two requests on a kept-alive client connection, whole
+    /// seconds, at least one.
+    pub idle_timeout: Duration,
 }
 
 /// `[upstream]`

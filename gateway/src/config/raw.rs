@@ -69,6 +69,9 @@ pub struct RawServer {
     /// Time the runtimes get to stop after the grace period.
     #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// How long a kept-alive client connection may sit idle between two requests.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
     /// Allows the built-in `dev` provider on a non-loopback listener.
     #[serde(default)]
     pub allow_dev_provider: bool,
@@ -312,6 +315,9 @@ fn default_shutdown_grace() -> Duration {
 }
 fn default_shutdown_timeout() -> Duration {
     DEFAULT_SHUTDOWN_TIMEOUT
+}
+fn default_idle_timeout() -> Duration {
+    DEFAULT_IDLE_TIMEOUT
 }
 fn default_health_check_interval() -> Duration {
     DEFAULT_HEALTH_CHECK_INTERVAL

@@ -115,6 +115,7 @@ fn annotated_example_shows_the_defaults() {
     assert_eq!(raw.server.threads, DEFAULT_THREADS);
     assert_eq!(raw.server.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
     assert_eq!(raw.server.shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT);
+    assert_eq!(raw.server.idle_timeout, DEFAULT_IDLE_TIMEOUT);
     assert_eq!(raw.upstream.health_check_interval, DEFAULT_HEALTH_CHECK_INTERVAL);
     assert_eq!(raw.upstream.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
     assert_eq!(raw.upstream.idle_timeout, DEFAULT_UPSTREAM_IDLE_TIMEOUT);

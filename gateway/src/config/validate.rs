@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use http::{HeaderName, Method};
 use ipnet::IpNet;
@@ -120,6 +121,11 @@ fn server(raw: &RawServer, ctx: &Context<'_>, p: &mut Problems) -> Option<Server
     if raw.threads == 0 || raw.threads > 256 {
         p.add("server.threads", format!("{} is out of range; use 1 to 256", raw.threads));
     }
+    // Pingora counts keep-alive time in whole seconds, and 0 would mean forever.
+    let idle_timeout = Duration::from_secs(raw.idle_timeout.as_secs_f64().ceil() as u64);
+    if idle_timeout.is_zero() {
+        p.add("server.idle_timeout", "must be at least \"1s\"");
+    }
     Some(ServerConfig {
         listen: listen?,
         public_url: public_url?,
@@ -130,6 +136,7 @@ fn server(raw: &RawServer, ctx: &Context<'_>, p: &mut Problems) -> Option<Server
         threads: raw.threads,
         shutdown_grace: raw.shutdown_grace,
         shutdown_timeout: raw.shutdown_timeout,
+        idle_timeout,
     })
 }
 

@@ -3,7 +3,7 @@
 //! | Pingora phase | what the gateway does, in order | calls |
 //! |---|---|---|
 //! | `new_ctx` | empty [`RequestCtx`] | `proxy::ctx` |
-//! | `request_filter` | 1 strip identity and untrusted forwarding headers; 2 `Host` check → 421; 3 classify the route: a gateway route is answered here (`Ok(true)`); 4 route rule: protected without live tokens → 401 JSON, else the identity goes in ctx; an upgrade loses the idle read timeout, and a WebSocket carrying an identity is relayed here until its tokens go away | `identity`, `proxy::forwarded`, `proxy::route`, `proxy::rules`, `auth`, `proxy::respond`, `proxy::tunnel` |
+//! | `request_filter` | 0 a head over 64 KiB → 431, the idle time before the next request capped at `server.idle_timeout`; 1 strip identity and untrusted forwarding headers; 2 `Host` check → 421; 3 classify the route: a gateway route is answered here (`Ok(true)`); 4 route rule: protected without live tokens → 401 JSON, else the identity goes in ctx; an upgrade loses the idle read timeout, and a WebSocket carrying an identity is relayed here until its tokens go away | `identity`, `proxy::forwarded`, `proxy::route`, `proxy::rules`, `auth`, `proxy::respond`, `proxy::tunnel` |
 //! | `upstream_peer` | next healthy upstream, else 502 | `proxy::upstream` |
 //! | `upstream_request_filter` | set `X-Forwarded-For/-Proto/-Host`; inject the identity headers | `proxy::forwarded`, `identity` |
 //! | `fail_to_connect` | count the failure | `metrics` |
@@ -12,6 +12,7 @@
 
 pub mod ctx;
 pub mod forwarded;
+pub mod limits;
 mod local;
 pub mod respond;
 pub mod route;
@@ -48,6 +49,7 @@ pub struct Gateway {
     allowed_hosts: Vec<AllowedHost>,
     trusted_proxies: Vec<ipnet::IpNet>,
     https: bool,
+    idle_secs: u64,
     rules: RouteRules,
     upstreams: Upstreams,
     auth: Arc<AuthService>,
@@ -90,6 +92,7 @@ impl Gateway {
             allowed_hosts: config.server.allowed_hosts.clone(),
             trusted_proxies: config.server.trusted_proxies.clone(),
             https: config.server.tls.is_some(),
+            idle_secs: config.server.idle_timeout.as_secs(),
             rules: RouteRules::new(config.routes.clone()),
             upstreams,
             auth,
@@ -293,6 +296,13 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        limits::bound_keepalive(session, self.idle_secs);
+        if limits::head_len(session.req_header()) > limits::MAX_REQUEST_HEAD {
+            ctx.route = "oversize";
+            session.set_keepalive(None);
+            respond::write(session, respond::proxy_failure(431, Self::wants_json(session))).await?;
+            return Ok(true);
+        }
         self.strip_headers(session, ctx);
         ctx.host = Self::request_host(session);
         let default_port = if self.https { 443 } else { 80 };
