@@ -3,7 +3,7 @@
 //! | Pingora phase | what the gateway does, in order | calls |
 //! |---|---|---|
 //! | `new_ctx` | empty [`RequestCtx`] | `proxy::ctx` |
-//! | `request_filter` | 0 a head over 64 KiB → 431, the idle time before the next request capped at `server.idle_timeout`; 1 strip identity and untrusted forwarding headers; 2 `Host` check → 421; 3 classify the route: a gateway route is answered here (`Ok(true)`); 4 route rule: protected without live tokens → 401 JSON, else the identity goes in ctx; an upgrade loses the idle read timeout, and a WebSocket carrying an identity is relayed here until its tokens go away | `identity`, `proxy::forwarded`, `proxy::route`, `proxy::rules`, `auth`, `proxy::respond`, `proxy::tunnel` |
+//! | `request_filter` | 0 a head over 64 KiB → 431, the idle time before the next request capped at `server.idle_timeout`; 1 strip identity and untrusted forwarding headers; 2 `Host` check → 421; 3 classify the route: a gateway route is answered here (`Ok(true)`); 4 route rule: a foreign `Origin` gets no identity (403 on a protected route), protected without live tokens → 401 JSON, else the identity goes in ctx; an upgrade loses the idle read timeout, and a WebSocket carrying an identity is relayed here until its tokens go away | `identity`, `proxy::forwarded`, `proxy::route`, `proxy::rules`, `auth`, `proxy::respond`, `proxy::tunnel` |
 //! | `upstream_peer` | next healthy upstream, else 502 | `proxy::upstream` |
 //! | `upstream_request_filter` | set `X-Forwarded-For/-Proto/-Host`; inject the identity headers | `proxy::forwarded`, `identity` |
 //! | `fail_to_connect` | count the failure | `metrics` |
@@ -258,6 +258,17 @@ impl Gateway {
         upgrade.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
     }
 
+    /// True when a page of another origin sent the request: an `Origin` that is neither the
+    /// gateway's nor in `channel.allowed_origins` (browsers send it on cross-origin fetches,
+    /// forms and WebSocket handshakes).
+    fn is_cross_site(&self, session: &Session) -> bool {
+        let (own, allowed) = (&self.channel.own_origin, &self.channel.allowed_origins);
+        session.req_header().headers.get_all(http::header::ORIGIN).iter().any(|o| {
+            let origin = o.to_str().unwrap_or("null");
+            !channel::origin_allowed(Some(origin), own, allowed)
+        })
+    }
+
     /// Step 3: the route rule for this path decides whether a live sign-in is needed.
     /// Returns `true` when the request was answered (401, 400).
     async fn guard(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -273,6 +284,16 @@ impl Gateway {
                 }
             }
         };
+        if self.is_cross_site(session) {
+            // The SameSite=None cookie rides along with a foreign page's request (a form, a
+            // WebSocket); it says nothing of the user's intent, so it never becomes an identity,
+            // and no session cookie is set in answer.
+            if rule.is_some() {
+                respond::write(session, respond::forbidden_origin()).await?;
+                return Ok(true);
+            }
+            return Ok(false);
+        }
         ctx.forward_token = rule.is_some_and(|r| r.forward_access_token);
         match self.auth.authorize(&req.headers, rule).await {
             Access::Allowed(tokens) => {

@@ -110,7 +110,8 @@ pub fn bad_path() -> LocalResponse {
     LocalResponse::json(400, &serde_json::json!({"error": "bad_request", "message": "the request path is malformed"}))
 }
 
-/// 403 for a status-channel request from an origin that is not allowed.
+/// 403 for a request from an origin that is not allowed: the status channel, or a protected
+/// route asked by a foreign page.
 pub fn forbidden_origin() -> LocalResponse {
     LocalResponse::json(403, &serde_json::json!({"error": "forbidden_origin"}))
 }
