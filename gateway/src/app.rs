@@ -6,7 +6,10 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{signal, SignalKind};
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use pingora::server::ShutdownWatch;
@@ -21,7 +24,7 @@ use crate::metrics::{AdminApp, Metrics};
 use crate::providers::http_client::{HttpClient, HttpError, NetClient, RoutedClient};
 use crate::providers::ProviderRegistry;
 use crate::proxy::upstream::{UpstreamError, Upstreams};
-use crate::proxy::{ChannelRouting, Gateway};
+use crate::proxy::{ChannelRouting, Gateway, Live};
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisRelay, RedisStore};
 use crate::store::{RemovalCause, TokenStore};
@@ -71,8 +74,8 @@ fn server_conf(server: &ServerConfig) -> ServerConf {
 }
 
 /// Builds the server: the proxy service on `server.listen`, the upstream health check and,
-/// when configured, the admin listener.
-pub fn build_server(config: &Config) -> Result<Server, AppError> {
+/// when configured, the admin listener. With `reload_from`, SIGHUP re-reads that file.
+pub fn build_server(config: &Config, reload_from: Option<&Path>) -> Result<Server, AppError> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config.server));
     server.bootstrap();
     let metrics = Metrics::new().map_err(AppError::Metrics)?;
@@ -94,23 +97,11 @@ pub fn build_server(config: &Config) -> Result<Server, AppError> {
             redis
         }
     };
-    let dev_idp = dev_idp(config)?;
-    let local = dev_idp.as_ref().map(|d| (d.issuer().to_owned(), Arc::clone(d) as Arc<dyn HttpClient>));
-    let http: Arc<dyn HttpClient> = Arc::new(RoutedClient::new(NetClient::new()?, local));
-    let providers = ProviderRegistry::from_config(config, http);
-    let teams = config.teams.as_ref().map(|t| {
-        let keys = crate::session::Keyring::from_secrets(&config.session.secrets);
-        let origin = config.server.public_url.origin();
-        Arc::new(TeamsService::new(t, keys, config.session.token_ttl.get(), origin, Arc::clone(providers.http_arc())))
-    });
-    let auth = Arc::new(
-        AuthService::new(config, providers, Arc::clone(&store), Arc::clone(&hub), metrics.clone())
-            .with_teams(teams.clone()),
-    );
+    let live = Arc::new(ArcSwap::from_pointee(build_live(config, &store, &hub, &metrics)?));
     let socket = channel_socket_path().map_err(AppError::ChannelSocket)?;
     let channel_server = ChannelServer::new(
         Arc::clone(&hub),
-        Arc::clone(&auth) as Arc<dyn SignedIn>,
+        Arc::new(CurrentAuth(Arc::clone(&live))) as Arc<dyn SignedIn>,
         config.channel.socketio_path.clone(),
         config.channel.ping_interval.get(),
     );
@@ -129,10 +120,22 @@ pub fn build_server(config: &Config) -> Result<Server, AppError> {
         socket,
         socketio_path: config.channel.socketio_path.clone(),
         own_origin: config.server.public_url.origin(),
-        allowed_origins: config.channel.allowed_origins.clone(),
         server: channel_server,
     };
-    let gateway = Gateway::new(config, upstreams, auth, dev_idp, routing, teams, metrics.clone());
+    let gateway = Gateway::new(config, Arc::clone(&live), upstreams, routing, metrics.clone());
+    if let Some(path) = reload_from {
+        server.add_service(background_service(
+            "config reload",
+            ConfigReload {
+                path: path.to_owned(),
+                restart_only: restart_only_settings(config),
+                live,
+                store: Arc::clone(&store),
+                hub: Arc::clone(&hub),
+                metrics: metrics.clone(),
+            },
+        ));
+    }
     server.add_service(background_service(
         "token store",
         StoreTasks {
@@ -164,6 +167,120 @@ pub fn build_server(config: &Config) -> Result<Server, AppError> {
         server.add_service(admin);
     }
     Ok(server)
+}
+
+/// The request-path services built from `config`: what a reload rebuilds. The store, the hub
+/// and the metrics outlive reloads, so sessions and open sockets survive them.
+fn build_live(
+    config: &Config,
+    store: &Arc<dyn TokenStore>,
+    hub: &Arc<Hub>,
+    metrics: &Metrics,
+) -> Result<Live, AppError> {
+    let dev_idp = dev_idp(config)?;
+    let local = dev_idp.as_ref().map(|d| (d.issuer().to_owned(), Arc::clone(d) as Arc<dyn HttpClient>));
+    let http: Arc<dyn HttpClient> = Arc::new(RoutedClient::new(NetClient::new()?, local));
+    let providers = ProviderRegistry::from_config(config, http);
+    let teams = config.teams.as_ref().map(|t| {
+        let keys = crate::session::Keyring::from_secrets(&config.session.secrets);
+        let origin = config.server.public_url.origin();
+        Arc::new(TeamsService::new(t, keys, config.session.token_ttl.get(), origin, Arc::clone(providers.http_arc())))
+    });
+    let auth = Arc::new(
+        AuthService::new(config, providers, Arc::clone(store), Arc::clone(hub), metrics.clone())
+            .with_teams(teams.clone()),
+    );
+    Ok(Live::new(config, auth, dev_idp, teams))
+}
+
+/// The settings a reload cannot change (listeners, upstreams, store, lifetimes the store and
+/// channel were built with), each as `(key, its value's Debug text)`; only compared, never logged.
+fn restart_only_settings(config: &Config) -> Vec<(&'static str, String)> {
+    vec![
+        ("server.listen", format!("{:?}", config.server.listen)),
+        ("server.public_url", format!("{:?}", config.server.public_url)),
+        ("server.tls_cert / tls_key", format!("{:?}", config.server.tls)),
+        ("server.admin_listen", format!("{:?}", config.server.admin_listen)),
+        ("server.threads", format!("{:?}", config.server.threads)),
+        ("[upstream]", format!("{:?}", config.upstream)),
+        ("[store]", format!("{:?}", config.store)),
+        ("session.token_ttl", format!("{:?}", config.session.token_ttl)),
+        ("channel.socketio_path", format!("{:?}", config.channel.socketio_path)),
+        ("channel.max_sockets_per_session", format!("{:?}", config.channel.max_sockets_per_session)),
+        ("channel.ping_interval", format!("{:?}", config.channel.ping_interval)),
+    ]
+}
+
+/// On SIGHUP: re-read the config file, validate it, and swap in the request-path services
+/// built from it. An invalid file, or one that changes a restart-only setting, is refused with
+/// an error line and the running config keeps serving. Connections are never touched.
+struct ConfigReload {
+    path: std::path::PathBuf,
+    restart_only: Vec<(&'static str, String)>,
+    live: Arc<ArcSwap<Live>>,
+    store: Arc<dyn TokenStore>,
+    hub: Arc<Hub>,
+    metrics: Metrics,
+}
+
+impl ConfigReload {
+    fn reload(&self) {
+        let file = self.path.display().to_string();
+        let config = match crate::config::load(&self.path) {
+            Ok(c) => c,
+            Err(errors) => {
+                tracing::error!(%file, %errors, "config reload refused: the file is invalid; the running config stays");
+                return;
+            }
+        };
+        let changed: Vec<&str> = restart_only_settings(&config)
+            .iter()
+            .zip(&self.restart_only)
+            .filter(|(new, old)| new.1 != old.1)
+            .map(|(new, _)| new.0)
+            .collect();
+        if !changed.is_empty() {
+            tracing::error!(%file, changed = %changed.join(", "), "config reload refused: these settings change only with a restart; the running config stays");
+            return;
+        }
+        match build_live(&config, &self.store, &self.hub, &self.metrics) {
+            Ok(live) => {
+                self.live.store(Arc::new(live));
+                tracing::info!(%file, routes = config.routes.len(), providers = config.providers.len(), "config reloaded");
+            }
+            Err(e) => tracing::error!(%file, error = %e, "config reload refused; the running config stays"),
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for ConfigReload {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; config reload is off");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = hangup.recv() => self.reload(),
+            }
+        }
+    }
+}
+
+/// The channel's view of who is signed in, through the current config snapshot.
+struct CurrentAuth(Arc<ArcSwap<Live>>);
+
+#[async_trait]
+impl SignedIn for CurrentAuth {
+    async fn signed_in(&self, session: &crate::session::SessionId) -> Vec<(String, String)> {
+        let live = self.0.load_full();
+        live.auth().signed_in(session).await
+    }
 }
 
 /// The dev provider, when a `kind = "dev"` provider is configured.
@@ -276,9 +393,10 @@ impl BackgroundService for StoreTasks {
     }
 }
 
-/// Builds and runs the server until `args.shutdown_signal` fires, then returns.
-pub fn run(config: Config, args: RunArgs) -> Result<(), AppError> {
-    let server = build_server(&config)?;
+/// Builds and runs the server until `args.shutdown_signal` fires, then returns. With
+/// `reload_from` (the file `config` came from), SIGHUP reloads it.
+pub fn run(config: Config, reload_from: Option<&Path>, args: RunArgs) -> Result<(), AppError> {
+    let server = build_server(&config, reload_from)?;
     tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url.origin(), "gateway started");
     server.run(args);
     Ok(())

@@ -79,13 +79,13 @@ fn load(config: Option<PathBuf>) -> Result<gateway::config::Config, ExitCode> {
     })
 }
 
-fn run(config: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
+fn run(path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
     logging::init(log_format);
-    let config = match load(config) {
+    let config = match load(path.clone()) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match gateway::app::run(config, gateway::app::signal_run_args()) {
+    match gateway::app::run(config, path.as_deref(), gateway::app::signal_run_args()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!(

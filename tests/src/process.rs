@@ -78,9 +78,23 @@ impl GatewayProcess {
 
     /// Sends SIGTERM to the child (by its pid, with `kill -TERM`).
     pub fn sigterm(&self) -> anyhow::Result<()> {
-        let status = Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status().context("cannot run kill")?;
-        ensure!(status.success(), "kill -TERM {} failed: {status}", self.pid);
+        self.signal("TERM")
+    }
+
+    /// Sends the signal `name` (`TERM`, `HUP`, ...) to the child with `kill -NAME`.
+    pub fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid.to_string())
+            .status()
+            .context("cannot run kill")?;
+        ensure!(status.success(), "kill -{name} {} failed: {status}", self.pid);
         Ok(())
+    }
+
+    /// The config file the child was started with (rewrite it, then SIGHUP, to reload).
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.join("gateway.toml")
     }
 
     /// The exit status if the child has exited (reaping it), else `None`.

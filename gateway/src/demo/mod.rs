@@ -37,7 +37,7 @@ pub fn run(http: bool, config: Option<&Path>) -> anyhow::Result<()> {
     let env = move |name: &str| if name == "GATEWAY_SECRET" { secret.clone() } else { std::env::var(name).ok() };
     let config = crate::config::load_str(&text, &origin, &env).map_err(|e| anyhow::anyhow!("{e}"))?;
     let upstream_addr = config.upstream.addrs.first().cloned().context("demo.toml has no upstream")?;
-    let mut server = crate::app::build_server(&config)?;
+    let mut server = crate::app::build_server(&config, None)?;
     server.add_service(background_service("sample add-in", SampleAddin::new(upstream_addr.clone())));
     let url = config.server.public_url.origin();
     println!();

@@ -32,6 +32,8 @@ pub struct RequestCtx {
     pub channel: bool,
     /// A replacement request body for the upstream (a Teams activity without `value.state`).
     pub body_override: Option<bytes::Bytes>,
+    /// The config snapshot this request was decided with (a reload does not change it midway).
+    pub live: Option<Arc<super::Live>>,
 }
 
 impl RequestCtx {
@@ -49,6 +51,7 @@ impl RequestCtx {
             forward_token: false,
             channel: false,
             body_override: None,
+            live: None,
         }
     }
 }

@@ -31,7 +31,12 @@ pub(super) async fn read_bounded(session: &mut Session, max: usize) -> pingora::
 
 impl Gateway {
     /// Answers `route` (any gateway route) and writes the response.
-    pub(super) async fn answer_local(&self, session: &mut Session, route: Route<'_>) -> pingora::Result<()> {
+    pub(super) async fn answer_local(
+        &self,
+        live: &super::Live,
+        session: &mut Session,
+        route: Route<'_>,
+    ) -> pingora::Result<()> {
         let method = session.req_header().method.clone();
         let body = match route {
             Route::DevIdp(_) if method == http::Method::POST => match read_body(session).await? {
@@ -48,18 +53,18 @@ impl Gateway {
                 let (healthy, total) = self.upstreams.health_counts();
                 return respond::write(session, respond::health(healthy, total)).await;
             }
-            Route::Session => self.auth.session_info(&req).await,
-            Route::Connect { provider, ticket } => match self.auth.connect(provider, ticket, &req).await {
+            Route::Session => live.auth.session_info(&req).await,
+            Route::Connect { provider, ticket } => match live.auth.connect(provider, ticket, &req).await {
                 Ok(r) => r,
-                Err(e) => respond::flow_error(&e, provider, &self.auth),
+                Err(e) => respond::flow_error(&e, provider, &live.auth),
             },
-            Route::Callback { provider } => match self.auth.callback(provider, &req).await {
+            Route::Callback { provider } => match live.auth.callback(provider, &req).await {
                 Ok(r) => r,
-                Err(f) => respond::callback_failure(&f, &self.auth),
+                Err(f) => respond::callback_failure(&f, &live.auth),
             },
-            Route::Logout if method == http::Method::POST => self.auth.logout(&req).await,
+            Route::Logout if method == http::Method::POST => live.auth.logout(&req).await,
             Route::Logout => respond::method_not_allowed("POST"),
-            Route::DevIdp(rest) => match &self.dev_idp {
+            Route::DevIdp(rest) => match &live.dev_idp {
                 Some(dev) => dev.handle(&method, rest, req.query, &req.body).await,
                 None => respond::not_found(),
             },

@@ -23,6 +23,7 @@ pub mod upstream;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -44,21 +45,63 @@ use upstream::Upstreams;
 
 /// The gateway's proxy logic; one instance serves every request.
 pub struct Gateway {
+    /// What a config reload replaces; each request reads one snapshot.
+    live: Arc<ArcSwap<Live>>,
+    https: bool,
+    /// `server.idle_timeout` in whole seconds: the keep-alive bound of client connections.
+    idle_secs: u64,
+    upstreams: Upstreams,
+    channel: ChannelRouting,
+    metrics: Metrics,
+    /// Connects the WebSockets this gateway relays itself (`proxy::tunnel`).
+    ws_connector: pingora::connectors::TransportConnector,
+}
+
+/// What a configuration reload (SIGHUP) replaces: everything the request path reads from the
+/// config except the listeners, the upstreams, the token store and the channel server.
+pub struct Live {
     headers: HeaderPolicy,
     identity_names: IdentityHeaderNames,
     allowed_hosts: Vec<AllowedHost>,
     trusted_proxies: Vec<ipnet::IpNet>,
-    https: bool,
-    idle_secs: u64,
     rules: RouteRules,
-    upstreams: Upstreams,
     auth: Arc<AuthService>,
     dev_idp: Option<Arc<DevIdp>>,
-    channel: ChannelRouting,
     teams: Option<Arc<TeamsService>>,
-    metrics: Metrics,
-    /// Connects the WebSockets this gateway relays itself (`proxy::tunnel`).
-    ws_connector: pingora::connectors::TransportConnector,
+    allowed_origins: Vec<String>,
+}
+
+impl Live {
+    /// The request path's view of `config`, with the services built from it.
+    pub fn new(
+        config: &Config,
+        auth: Arc<AuthService>,
+        dev_idp: Option<Arc<DevIdp>>,
+        teams: Option<Arc<TeamsService>>,
+    ) -> Self {
+        Self {
+            headers: HeaderPolicy::from_config(&config.identity),
+            identity_names: config.identity.clone(),
+            allowed_hosts: config.server.allowed_hosts.clone(),
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            rules: RouteRules::new(config.routes.clone()),
+            auth,
+            dev_idp,
+            teams,
+            allowed_origins: config.channel.allowed_origins.clone(),
+        }
+    }
+
+    /// The sign-in service of this snapshot.
+    pub fn auth(&self) -> &Arc<AuthService> {
+        &self.auth
+    }
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").finish_non_exhaustive()
+    }
 }
 
 /// Where status-channel requests go and who may open them.
@@ -69,36 +112,26 @@ pub struct ChannelRouting {
     pub socketio_path: Option<String>,
     /// The gateway's origin.
     pub own_origin: String,
-    /// Other allowed origins.
-    pub allowed_origins: Vec<String>,
     /// The channel server, for WebSockets the proxy serves itself.
     pub server: Arc<crate::channel::server::ChannelServer>,
 }
 
 impl Gateway {
-    /// Builds the request path from a validated config and its parts.
+    /// Builds the request path from a validated config and its parts; `live` is shared with
+    /// whatever reloads the config.
     pub fn new(
         config: &Config,
+        live: Arc<ArcSwap<Live>>,
         upstreams: Upstreams,
-        auth: Arc<AuthService>,
-        dev_idp: Option<Arc<DevIdp>>,
         channel: ChannelRouting,
-        teams: Option<Arc<TeamsService>>,
         metrics: Metrics,
     ) -> Self {
         Self {
-            headers: HeaderPolicy::from_config(&config.identity),
-            identity_names: config.identity.clone(),
-            allowed_hosts: config.server.allowed_hosts.clone(),
-            trusted_proxies: config.server.trusted_proxies.clone(),
+            live,
             https: config.server.tls.is_some(),
             idle_secs: config.server.idle_timeout.as_secs(),
-            rules: RouteRules::new(config.routes.clone()),
             upstreams,
-            auth,
-            dev_idp,
             channel,
-            teams,
             metrics,
             ws_connector: pingora::connectors::TransportConnector::new(None),
         }
@@ -106,8 +139,8 @@ impl Gateway {
 
     /// A request to the Teams bot endpoint: the auth loop decides (`teams`); returns `true`
     /// when answered here, `false` to forward (with the identity and body it chose).
-    async fn route_bot(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let Some(teams) = &self.teams else { return Ok(false) };
+    async fn route_bot(&self, live: &Live, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let Some(teams) = &live.teams else { return Ok(false) };
         if session.req_header().method != http::Method::POST {
             respond::write_reply(session, respond::method_not_allowed("POST")).await?;
             return Ok(true);
@@ -140,10 +173,10 @@ impl Gateway {
     /// A status-channel request: check the `Origin`, resolve the session from the signed cookie
     /// or `?ticket=`, and hand the verified session to the channel server in a header.
     /// Returns `true` when the request was answered (403).
-    async fn route_channel(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    async fn route_channel(&self, live: &Live, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
         let origin = req.headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
-        if !channel::origin_allowed(origin, &self.channel.own_origin, &self.channel.allowed_origins) {
+        if !channel::origin_allowed(origin, &self.channel.own_origin, &live.allowed_origins) {
             self.metrics.refuse_join("bad_origin");
             respond::write(session, respond::forbidden_origin()).await?;
             return Ok(true);
@@ -151,10 +184,10 @@ impl Gateway {
         let ticket = req.uri.query().and_then(|q| {
             url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "ticket").map(|(_, v)| v.into_owned())
         });
-        let sid = self
+        let sid = live
             .auth
             .session_of(&req.headers)
-            .or_else(|| ticket.and_then(|t| crate::session::ticket::verify_ticket(self.auth.keys(), &t).ok()));
+            .or_else(|| ticket.and_then(|t| crate::session::ticket::verify_ticket(live.auth.keys(), &t).ok()));
         // Channel connections idle for long by design; the channel server pings and times out.
         session.set_read_timeout(None);
         if session.is_upgrade_req() {
@@ -169,11 +202,11 @@ impl Gateway {
     }
 
     /// Step 1 of the design: remove every header a client may not set.
-    fn strip_headers(&self, session: &mut Session, ctx: &mut RequestCtx) {
+    fn strip_headers(live: &Live, session: &mut Session, ctx: &mut RequestCtx) {
         ctx.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
-        ctx.trusted_peer = forwarded::is_trusted(ctx.client_ip, &self.trusted_proxies);
+        ctx.trusted_peer = forwarded::is_trusted(ctx.client_ip, &live.trusted_proxies);
         let req = session.req_header_mut();
-        for name in self.headers.headers_to_strip(req.headers.keys(), ctx.trusted_peer) {
+        for name in live.headers.headers_to_strip(req.headers.keys(), ctx.trusted_peer) {
             req.remove_header(&name);
         }
     }
@@ -208,8 +241,8 @@ impl Gateway {
         for (name, value) in values {
             upstream_request.insert_header(name, value)?;
         }
-        if let Some(tokens) = &ctx.tokens {
-            for (name, value) in identity::identity_headers(&self.identity_names, tokens, ctx.forward_token) {
+        if let (Some(tokens), Some(live)) = (&ctx.tokens, &ctx.live) {
+            for (name, value) in identity::identity_headers(&live.identity_names, tokens, ctx.forward_token) {
                 upstream_request.insert_header(name, value)?;
             }
         }
@@ -218,14 +251,20 @@ impl Gateway {
 
     /// A WebSocket upgrade that carries an identity: relayed by the gateway (`proxy::tunnel`) so
     /// that it is closed with 1008 when that identity's tokens go away.
-    async fn tunnel(&self, session: &mut Session, ctx: &mut RequestCtx, provider: ProviderName) -> Result<()> {
-        let Some(sid) = self.auth.session_of(&session.req_header().headers) else {
+    async fn tunnel(
+        &self,
+        live: &Live,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        provider: ProviderName,
+    ) -> Result<()> {
+        let Some(sid) = live.auth.session_of(&session.req_header().headers) else {
             // Tokens come only from a session cookie, so this cannot happen; refuse rather than relay unwatched.
             return respond::write(session, respond::proxy_failure(502, true)).await;
         };
         let watch = self.channel.server.hub().watch(sid, "upstream_websocket");
         // Re-check after joining: an expiry between the route check and the join is not missed.
-        if !matches!(self.auth.store().tokens(&sid, &provider).await, Ok(Some(_))) {
+        if !matches!(live.auth.store().tokens(&sid, &provider).await, Ok(Some(_))) {
             let body =
                 serde_json::json!({"error": "authentication_required", "message": "the session's sign-in expired"});
             return respond::write(session, respond::LocalResponse::json(401, &body)).await;
@@ -261,8 +300,8 @@ impl Gateway {
     /// True when a page of another origin sent the request: an `Origin` that is neither the
     /// gateway's nor in `channel.allowed_origins` (browsers send it on cross-origin fetches,
     /// forms and WebSocket handshakes).
-    fn is_cross_site(&self, session: &Session) -> bool {
-        let (own, allowed) = (&self.channel.own_origin, &self.channel.allowed_origins);
+    fn is_cross_site(&self, live: &Live, session: &Session) -> bool {
+        let (own, allowed) = (&self.channel.own_origin, &live.allowed_origins);
         session.req_header().headers.get_all(http::header::ORIGIN).iter().any(|o| {
             let origin = o.to_str().unwrap_or("null");
             !channel::origin_allowed(Some(origin), own, allowed)
@@ -271,20 +310,20 @@ impl Gateway {
 
     /// Step 3: the route rule for this path decides whether a live sign-in is needed.
     /// Returns `true` when the request was answered (401, 400).
-    async fn guard(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    async fn guard(&self, live: &Live, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
-        let rule = if self.rules.is_empty() {
+        let rule = if live.rules.is_empty() {
             None
         } else {
             match rules::normalize_path(req.uri.path()) {
-                Ok(path) => self.rules.find_for(&path, &req.method, &req.headers),
+                Ok(path) => live.rules.find_for(&path, &req.method, &req.headers),
                 Err(_) => {
                     respond::write(session, respond::bad_path()).await?;
                     return Ok(true);
                 }
             }
         };
-        if self.is_cross_site(session) {
+        if self.is_cross_site(live, session) {
             // The SameSite=None cookie rides along with a foreign page's request (a form, a
             // WebSocket); it says nothing of the user's intent, so it never becomes an identity,
             // and no session cookie is set in answer.
@@ -295,7 +334,7 @@ impl Gateway {
             return Ok(false);
         }
         ctx.forward_token = rule.is_some_and(|r| r.forward_access_token);
-        match self.auth.authorize(&req.headers, rule).await {
+        match live.auth.authorize(&req.headers, rule).await {
             Access::Allowed(tokens) => {
                 ctx.tokens = tokens;
                 Ok(false)
@@ -324,29 +363,31 @@ impl ProxyHttp for Gateway {
             respond::write(session, respond::proxy_failure(431, Self::wants_json(session))).await?;
             return Ok(true);
         }
-        self.strip_headers(session, ctx);
+        let live = self.live.load_full();
+        ctx.live = Some(Arc::clone(&live));
+        Self::strip_headers(&live, session, ctx);
         ctx.host = Self::request_host(session);
         let default_port = if self.https { 443 } else { 80 };
-        if !forwarded::is_allowed_host(ctx.host.as_deref(), &self.allowed_hosts, default_port) {
+        if !forwarded::is_allowed_host(ctx.host.as_deref(), &live.allowed_hosts, default_port) {
             ctx.route = "misdirected";
             respond::write(session, respond::misdirected(Self::wants_json(session))).await?;
             return Ok(true);
         }
         let path = session.req_header().uri.path().to_owned();
-        let bot_path = self.teams.as_ref().map(|t| t.bot_path());
+        let bot_path = live.teams.as_ref().map(|t| t.bot_path());
         let route = route::classify_with(&path, self.channel.socketio_path.as_deref(), bot_path);
         ctx.route = route.label();
         if matches!(route, Route::Events | Route::SocketIo) {
-            return self.route_channel(session, ctx).await;
+            return self.route_channel(&live, session, ctx).await;
         }
         if route == Route::Bot {
-            return self.route_bot(session, ctx).await;
+            return self.route_bot(&live, session, ctx).await;
         }
         if route != Route::Upstream {
-            self.answer_local(session, route).await?;
+            self.answer_local(&live, session, route).await?;
             return Ok(true);
         }
-        if self.guard(session, ctx).await? {
+        if self.guard(&live, session, ctx).await? {
             return Ok(true);
         }
         ctx.upgrade = session.is_upgrade_req();
@@ -355,7 +396,7 @@ impl ProxyHttp for Gateway {
             session.set_read_timeout(None);
             if let Some(provider) = ctx.tokens.as_ref().map(|t| t.identity.provider.clone()) {
                 if Self::is_websocket(session) {
-                    self.tunnel(session, ctx, provider).await?;
+                    self.tunnel(&live, session, ctx, provider).await?;
                     return Ok(true);
                 }
             }

@@ -13,6 +13,7 @@ mod provider_faults;
 mod proxy;
 mod real_oidc_provider;
 mod redis_store;
+mod reload;
 mod shutdown;
 mod teams;
 mod tls;
