@@ -1,0 +1,41 @@
+//! The gateway's memory as the kernel counts it: `/proc/PID/status` (VmRSS, VmHWM, RssAnon).
+
+use anyhow::Context;
+
+/// One reading of a process's memory, in KiB as `/proc` gives it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Memory {
+    /// Resident set now (`VmRSS`).
+    pub(crate) rss_kib: u64,
+    /// Peak resident set since start (`VmHWM`).
+    pub(crate) hwm_kib: u64,
+    /// Anonymous resident memory (`RssAnon`): the heap and stacks, without mapped files.
+    pub(crate) anon_kib: u64,
+}
+
+impl Memory {
+    /// Reads `/proc/PID/status`; fails when the process is gone.
+    pub(crate) fn of(pid: u32) -> anyhow::Result<Self> {
+        let path = format!("/proc/{pid}/status");
+        let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let field = |name: &str| -> anyhow::Result<u64> {
+            let line = status.lines().find(|l| l.starts_with(name)).with_context(|| format!("no {name} in {path}"))?;
+            line[name.len()..]
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("unreadable {line:?} in {path}"))
+        };
+        Ok(Self { rss_kib: field("VmRSS:")?, hwm_kib: field("VmHWM:")?, anon_kib: field("RssAnon:")? })
+    }
+}
+
+/// KiB as MiB with one decimal.
+pub(crate) fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
+}
+
+/// Bytes per item between two readings (`None` when no items were added).
+pub(crate) fn bytes_per_item(before: &Memory, after: &Memory, items: usize) -> Option<f64> {
+    (items > 0).then(|| (after.rss_kib as f64 - before.rss_kib as f64) * 1024.0 / items as f64)
+}
