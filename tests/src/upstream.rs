@@ -7,14 +7,16 @@
 //! ```
 //! HTTP/1.1 only, keep-alive on. The body is hashed frame by frame, never held whole, so a
 //! 100 MB upload costs no memory here. `conn_id` numbers accepted TCP connections (from 1), so a
-//! test can see whether the proxy reused one. [`EchoUpstream::stop`] closes the listener and every
+//! test can see whether the proxy reused one. Every request is also recorded as it arrives
+//! ([`EchoUpstream::seen`]: target and headers, WebSocket handshakes included), so a test can
+//! assert what never reached the upstream. [`EchoUpstream::stop`] closes the listener and every
 //! open connection; [`EchoUpstream::start_on`] brings a server back on the same port.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -99,6 +101,16 @@ struct Shared {
     name: String,
     connections: AtomicU64,
     requests: AtomicU64,
+    seen: Mutex<Vec<Seen>>,
+}
+
+/// One request as it arrived, recorded before it is answered (WebSocket upgrades included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// `METHOD target`, the target as received (path and query).
+    pub target: String,
+    /// Every header: lower-case name → values in arrival order.
+    pub headers: BTreeMap<String, Vec<String>>,
 }
 
 /// A running echo server on `127.0.0.1`, stopped by [`EchoUpstream::stop`] or on drop.
@@ -144,8 +156,12 @@ impl EchoUpstream {
     }
 
     fn serve(name: &str, listener: TcpListener, addr: SocketAddr) -> Self {
-        let shared =
-            Arc::new(Shared { name: name.to_owned(), connections: AtomicU64::new(0), requests: AtomicU64::new(0) });
+        let shared = Arc::new(Shared {
+            name: name.to_owned(),
+            connections: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            seen: Mutex::new(Vec::new()),
+        });
         let (shutdown, stop) = watch::channel(false);
         let server = tokio::spawn(accept_loop(listener, Arc::clone(&shared), stop));
         Self { shared, addr, shutdown, server: Some(server) }
@@ -174,6 +190,17 @@ impl EchoUpstream {
     /// Requests whose handling has started so far (counted before any `/slow` wait).
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// `METHOD target` of every request whose handling has started, in arrival order
+    /// (the target as received: path and query).
+    pub fn targets(&self) -> Vec<String> {
+        self.seen().into_iter().map(|s| s.target).collect()
+    }
+
+    /// Every request whose handling has started, with its headers, in arrival order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.shared.seen.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Closes the listener and every open connection, and waits until they are closed.
@@ -238,6 +265,9 @@ async fn handle(
     stop: watch::Receiver<bool>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     shared.requests.fetch_add(1, Ordering::SeqCst);
+    let target = req.uri().path_and_query().map_or_else(|| req.uri().to_string(), ToString::to_string);
+    let seen = Seen { target: format!("{} {target}", req.method()), headers: header_map(req.headers()) };
+    shared.seen.lock().unwrap_or_else(PoisonError::into_inner).push(seen);
     let is_websocket = req.headers().get(UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
     if is_websocket {
         return Ok(accept_websocket(&mut req, stop));
@@ -246,11 +276,7 @@ async fn handle(
     if parts.uri.path() == "/slow" {
         tokio::time::sleep(Duration::from_millis(slow_ms(parts.uri.query()))).await;
     }
-    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, value) in &parts.headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        headers.entry(name.as_str().to_owned()).or_default().push(value);
-    }
+    let headers = header_map(&parts.headers);
     let (body_len, body_sha256) = match hash_body(body).await {
         Ok(hashed) => hashed,
         Err(e) => return Ok(plain(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}"))),
@@ -273,6 +299,15 @@ async fn handle(
         }
         Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the echo: {e}")),
     })
+}
+
+/// Lower-case name → values in arrival order (lossy UTF-8).
+fn header_map(headers: &http::HeaderMap) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in headers {
+        out.entry(name.as_str().to_owned()).or_default().push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+    }
+    out
 }
 
 /// `ms=N` from the query, capped at [`MAX_SLOW_MS`]; 0 when absent or not a number.
