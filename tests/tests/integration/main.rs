@@ -3,6 +3,7 @@
 //!
 //! The CLI, shutdown and memory tests run the built binary: `cargo build -p gateway` first.
 
+mod attacks;
 mod channel_socketio;
 mod channel_ws_sse;
 mod cli;
