@@ -69,6 +69,8 @@ impl FlowError {
             FlowError::Denied { error, .. } => error,
             FlowError::UnknownProvider(_) | FlowError::Ticket(_) | FlowError::MissingCode => "invalid_request",
             FlowError::MissingState | FlowError::UnknownState | FlowError::ProviderMismatch => "invalid_state",
+            // The provider's keys could not be had: the provider is failing, not the token.
+            FlowError::IdToken(IdTokenError::Key(e)) if e.is_outage() => "temporarily_unavailable",
             FlowError::IssuerMismatch | FlowError::MissingIdToken | FlowError::IdToken(_) => "invalid_id_token",
             FlowError::Exchange(ExchangeError::Refused { error }) if !is_provider_outage(error) => {
                 match error.as_str() {
@@ -92,6 +94,7 @@ impl FlowError {
             FlowError::UnknownProvider(_) => 404,
             FlowError::Exchange(ExchangeError::Refused { error }) if !is_provider_outage(error) => 400,
             FlowError::ProviderUnavailable(_) | FlowError::Exchange(_) | FlowError::UserInfo(_) => 502,
+            FlowError::IdToken(IdTokenError::Key(e)) if e.is_outage() => 502,
             FlowError::Store | FlowError::Random => 503,
             _ => 400,
         }
@@ -103,6 +106,7 @@ impl FlowError {
             FlowError::UnknownProvider(_) => "unknown_provider",
             FlowError::Ticket(_) => "ticket",
             FlowError::ProviderUnavailable(_) => "provider_unavailable",
+            FlowError::IdToken(IdTokenError::Key(e)) if e.is_outage() => "provider_unavailable",
             FlowError::MissingState | FlowError::UnknownState | FlowError::ProviderMismatch => "state",
             FlowError::Denied { .. } => "denied",
             FlowError::IssuerMismatch => "issuer",
