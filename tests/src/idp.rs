@@ -10,6 +10,7 @@
 //!         ─▶ {access_token, token_type, expires_in, refresh_token, id_token} | RFC 6749 §5.2 error
 //!  GET  /jwks ─▶ RSA key kid "a"        GET|POST /userinfo (Bearer) ─▶ {sub, email, name, …}
 //!  POST /revoke (RFC 7009, client auth) ─▶ 200, token recorded and no longer accepted
+//!  any path given to `unreachable` ─▶ no answer: the connection is closed
 //! ```
 //! Every knob is sticky until [`TestIdp::reset`], except the one-shot [`TestIdp::deny_next`].
 
@@ -147,6 +148,7 @@ struct Knobs {
     omit_id_token: bool,
     id_token_fault: IdTokenFault,
     userinfo_status: Option<u16>,
+    unreachable: Vec<String>,
 }
 
 /// What one authorization (a code, then its tokens) was granted for.
@@ -353,6 +355,13 @@ impl TestIdp {
         self.shared.knobs().userinfo_status = Some(status);
     }
 
+    /// Sticky: requests to `path` (e.g. `/token`, `/jwks`) get no answer at all: the connection is
+    /// closed as soon as the request head is read, as by a crashed backend behind the IdP's front.
+    /// Nothing else is looked at or counted (no code is spent).
+    pub fn unreachable(&self, path: &str) {
+        self.shared.knobs().unreachable.push(path.to_owned());
+    }
+
     /// Clears every knob (the user goes back to [`DEFAULT_LOGIN`]); counters, issued codes and
     /// tokens and the records below are kept.
     pub fn reset(&self) {
@@ -413,9 +422,15 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Re
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
                     let shared = Arc::clone(&shared);
-                    let service = service_fn(move |req| {
+                    let service = service_fn(move |req: Request<Incoming>| {
                         let shared = Arc::clone(&shared);
-                        async move { Ok::<_, Infallible>(handle(req, &shared).await) }
+                        async move {
+                            // A service error makes hyper close the connection without an answer.
+                            if shared.knobs().unreachable.iter().any(|p| p == req.uri().path()) {
+                                return Err(std::io::Error::other("unreachable (test IdP knob)"));
+                            }
+                            Ok(handle(req, &shared).await)
+                        }
                     });
                     let connection =
                         http1::Builder::new().timer(TokioTimer::new()).serve_connection(TokioIo::new(stream), service);

@@ -11,6 +11,7 @@
 //! - [`channel`]: status-channel clients behind [`channel::StatusFeed`]: native WebSocket, SSE, socket.io
 //! - [`socketio`]: a hand-written Engine.IO 3/4 client (polling, websocket, upgrade) and its framing
 //! - [`limits`]: raising the open-files limit a load test needs
+//! - [`load`]: [`load::Load`], a bounded background load that keeps every answer, and its [`load::Tally`]
 //! - [`metrics`]: the admin listener's Prometheus text, and one sample by name and labels
 //! - [`idp`]: [`idp::TestIdp`], an in-repo OpenID provider with a knob for every fault
 //! - [`oidc_provider`]: the real OpenID provider (npm `oidc-provider`) as a child, and its login driver
@@ -27,6 +28,7 @@ pub mod config;
 pub mod gateway;
 pub mod idp;
 pub mod limits;
+pub mod load;
 pub mod metrics;
 pub mod oidc_provider;
 pub mod ports;
