@@ -63,6 +63,10 @@ impl PublicUrl {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(format!("\"{text}\" must not contain user info"));
         }
+        if host.ends_with('.') {
+            // The `Host` check refuses trailing-dot names, so this gateway could answer no one.
+            return Err(format!("\"{text}\" must name its host without a trailing dot"));
+        }
         if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
             return Err(format!(
                 "\"{text}\" must be an origin only (scheme, host, port), with no path, query or fragment"
@@ -174,20 +178,24 @@ impl AllowedHost {
     pub fn parse(text: &str) -> Result<Self, String> {
         let url = Url::parse(&format!("http://{text}/"))
             .map_err(|e| format!("\"{text}\" is not a host or host:port: {e}"))?;
-        let host = url.host_str().ok_or_else(|| format!("\"{text}\" has no host"))?;
+        let host = bare_host(&url).ok_or_else(|| format!("\"{text}\" has no host"))?;
         if url.path() != "/" || !url.username().is_empty() {
             return Err(format!("\"{text}\" is not a host or host:port"));
         }
-        Ok(Self { host: host.to_owned(), port: url.port() })
+        if host.ends_with('.') {
+            return Err(format!("\"{text}\" must name its host without a trailing dot"));
+        }
+        Ok(Self { host, port: url.port() })
     }
 
     /// From the public URL: host and port must both match.
     pub fn from_public_url(public: &PublicUrl) -> Self {
         let port = public.url.port_or_known_default();
-        Self { host: public.url.host_str().unwrap_or_default().to_owned(), port }
+        Self { host: bare_host(&public.url).unwrap_or_default(), port }
     }
 
-    /// True when `host` (a `Host` header value or `:authority`) names this host.
+    /// True when `host` (the name of a `Host` header value or `:authority`, an IPv6 address
+    /// without its brackets) names this host.
     /// `default_port` is the listener scheme's default, used when the value has no port.
     pub fn matches(&self, host: &str, port: Option<u16>, default_port: u16) -> bool {
         if !self.host.eq_ignore_ascii_case(host) {
@@ -197,6 +205,15 @@ impl AllowedHost {
             None => true,
             Some(p) => p == port.unwrap_or(default_port),
         }
+    }
+}
+
+/// The host of `url` as it is compared with a `Host` header's name: lower-case, and an IPv6
+/// address without the brackets that `Host` puts around it (`[::1]:8443` names `::1`).
+fn bare_host(url: &Url) -> Option<String> {
+    match url.host()? {
+        url::Host::Ipv6(addr) => Some(addr.to_string()),
+        host => Some(host.to_string()),
     }
 }
 
@@ -233,5 +250,29 @@ mod tests {
         assert!(!h.matches("evil.example", None, 443));
         let any_port = AllowedHost::parse("alias.test").unwrap();
         assert!(any_port.matches("alias.test", Some(9), 80));
+    }
+
+    #[test]
+    fn ipv6_public_url_and_extra_host_accept_their_own_host_header() {
+        // Found by tests/fuzz (url_validation): with public_url "https://[::1]:8443" every
+        // request got 421, since the bracketed host never equalled the `Host` header's address.
+        use crate::proxy::forwarded::is_allowed_host;
+        let public = PublicUrl::parse("https://[::1]:8443").unwrap();
+        let allowed = [AllowedHost::from_public_url(&public), AllowedHost::parse("[fd00::2]").unwrap()];
+        assert!(is_allowed_host(Some(public.authority()), &allowed, 443));
+        assert!(is_allowed_host(Some("[::1]:8443"), &allowed, 443));
+        assert!(is_allowed_host(Some("[FD00::2]"), &allowed, 443));
+        assert!(!is_allowed_host(Some("[::1]:443"), &allowed, 443));
+        assert!(!is_allowed_host(Some("[::2]:8443"), &allowed, 443));
+    }
+
+    #[test]
+    fn trailing_dot_hosts_are_refused_at_load() {
+        // Found by tests/fuzz (url_validation): "https://gw.example.com.:8443" loaded, but the
+        // `Host` check refuses trailing-dot names, so every request would have got 421.
+        let e = PublicUrl::parse("https://gw.example.com.:8443").unwrap_err();
+        assert_eq!(e, "\"https://gw.example.com.:8443\" must name its host without a trailing dot");
+        assert!(AllowedHost::parse("alias.test.").is_err());
+        assert!(AllowedHost::parse("alias.test").is_ok());
     }
 }

@@ -68,6 +68,41 @@ struct WireFlow {
     teams_user: Option<String>,
 }
 
+/// A login transaction as the JSON stored (sealed) in Redis.
+pub fn encode_flow(flow: &FlowRecord) -> Result<Vec<u8>, StoreError> {
+    let wire = WireFlow {
+        session: flow.session.storage_key(),
+        provider: flow.provider.to_string(),
+        verifier: flow.pkce_verifier.expose_secret().to_owned(),
+        nonce: flow.nonce.clone(),
+        opener: match flow.opener {
+            Opener::Window => 0,
+            Opener::Office => 1,
+            Opener::Teams => 2,
+        },
+        teams_user: flow.teams_user.clone(),
+    };
+    serde_json::to_vec(&wire).map_err(unavailable)
+}
+
+/// The login transaction in [`encode_flow`]'s JSON (already unsealed); `None` for anything
+/// else, so a damaged or foreign value counts as an unknown `state`.
+pub fn decode_flow(plain: &[u8]) -> Option<FlowRecord> {
+    let w = serde_json::from_slice::<WireFlow>(plain).ok()?;
+    Some(FlowRecord {
+        session: SessionId::from_storage_key(&w.session)?,
+        provider: ProviderName::parse(&w.provider).ok()?,
+        pkce_verifier: SecretString::from(w.verifier),
+        nonce: w.nonce,
+        opener: match w.opener {
+            1 => Opener::Office,
+            2 => Opener::Teams,
+            _ => Opener::Window,
+        },
+        teams_user: w.teams_user,
+    })
+}
+
 fn ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
@@ -332,19 +367,7 @@ impl TokenStore for RedisStore {
 
     async fn put_flow(&self, state: &str, flow: FlowRecord) -> Result<(), StoreError> {
         let key = format!("{}f:{state}", self.prefix);
-        let wire = WireFlow {
-            session: flow.session.storage_key(),
-            provider: flow.provider.to_string(),
-            verifier: flow.pkce_verifier.expose_secret().to_owned(),
-            nonce: flow.nonce,
-            opener: match flow.opener {
-                Opener::Window => 0,
-                Opener::Office => 1,
-                Opener::Teams => 2,
-            },
-            teams_user: flow.teams_user,
-        };
-        let plain = serde_json::to_vec(&wire).map_err(unavailable)?;
+        let plain = encode_flow(&flow)?;
         let sealed = self.sealer.seal(&key, &plain).ok_or_else(|| unavailable("sealing failed"))?;
         let px = u64::try_from(FLOW_TTL.as_millis()).unwrap_or(u64::MAX);
         self.run(|mut c| async move { c.pset_ex::<_, _, ()>(key, sealed, px).await }).await
@@ -355,24 +378,7 @@ impl TokenStore for RedisStore {
         let k = key.clone();
         // GETDEL is atomic: of two instances taking one state, exactly one gets it.
         let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get_del(k).await }).await?;
-        let Some(plain) = raw.and_then(|r| self.sealer.open(&key, &r)) else { return Ok(None) };
-        let Ok(w) = serde_json::from_slice::<WireFlow>(&plain) else { return Ok(None) };
-        let (Some(session), Ok(provider)) = (SessionId::from_storage_key(&w.session), ProviderName::parse(&w.provider))
-        else {
-            return Ok(None);
-        };
-        Ok(Some(FlowRecord {
-            session,
-            provider,
-            pkce_verifier: SecretString::from(w.verifier),
-            nonce: w.nonce,
-            opener: match w.opener {
-                1 => Opener::Office,
-                2 => Opener::Teams,
-                _ => Opener::Window,
-            },
-            teams_user: w.teams_user,
-        }))
+        Ok(raw.and_then(|r| self.sealer.open(&key, &r)).and_then(|plain| decode_flow(&plain)))
     }
 
     fn removals(&self) -> broadcast::Receiver<Removal> {

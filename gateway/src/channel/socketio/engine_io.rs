@@ -106,20 +106,24 @@ fn decode_v3_text(mut text: &str) -> Result<Vec<String>, DecodeError> {
 
 fn decode_v3_binary(mut body: &[u8]) -> Result<Vec<String>, DecodeError> {
     let mut out = Vec::new();
-    while !body.is_empty() {
-        let kind = body[0];
-        let sep = body.iter().position(|b| *b == 0xFF).ok_or(DecodeError::Malformed)?;
-        let digits = &body[1..sep];
+    while let Some((&kind, rest)) = body.split_first() {
+        // Every packet starts with its kind, 0 (string); 1 (binary attachment) is not used by the
+        // status channel, and anything else is not a packet start at all.
+        if kind != 0 {
+            return Err(DecodeError::Malformed);
+        }
+        let sep = rest.iter().position(|b| *b == 0xFF).ok_or(DecodeError::Malformed)?;
+        let digits = &rest[..sep];
         if digits.is_empty() || digits.len() > 9 || digits.iter().any(|d| *d > 9) {
             return Err(DecodeError::Malformed);
         }
         let len = digits.iter().fold(0usize, |acc, d| acc * 10 + usize::from(*d));
-        let start = sep + 1;
-        let data = body.get(start..start + len).ok_or(DecodeError::Malformed)?;
-        if kind != 0 {
-            // Binary attachments are not used by the status channel.
+        if len == 0 {
+            // No packet type: refused here as in the text framing.
             return Err(DecodeError::Malformed);
         }
+        let start = 1 + sep + 1;
+        let data = body.get(start..start + len).ok_or(DecodeError::Malformed)?;
         out.push(String::from_utf8(data.to_vec()).map_err(|_| DecodeError::Malformed)?);
         body = &body[start + len..];
     }
@@ -183,5 +187,23 @@ mod tests {
         assert_eq!(&body[..4], &[0, 1, 2, 0xFF]);
         assert_eq!(decode_payload(Version::V3, &body).unwrap(), packets);
         assert_eq!(decode_payload(Version::V3, &[0, 9, 9, 0xFF, b'2']), Err(DecodeError::Malformed));
+    }
+
+    #[test]
+    fn v3_binary_packet_after_the_first_must_start_with_a_kind() {
+        // Found by tests/fuzz (engine_io): a second packet starting with the 0xFF separator
+        // sliced `body[1..0]` and panicked the polling POST handler.
+        let body = [0, 2, 0xFF, b't', b'h', 0xFF, 0xFF, 0xFF, 2, 0xFF, b'4', b'2'];
+        assert_eq!(decode_payload(Version::V3, &body), Err(DecodeError::Malformed));
+        assert_eq!(decode_payload(Version::V3, &[0, 1, 0xFF, b'2', 0xFF]), Err(DecodeError::Malformed));
+        assert_eq!(decode_payload(Version::V3, &[1, 1, 0xFF, 0x00]), Err(DecodeError::Malformed));
+    }
+
+    #[test]
+    fn empty_packets_are_refused_in_both_v3_framings() {
+        // Found by tests/fuzz (engine_io): the binary framing accepted a zero-length packet
+        // that the text framing (`0:`) refuses, so the two answered one payload differently.
+        assert_eq!(decode_payload(Version::V3, &[0, 0, 0xFF]), Err(DecodeError::Malformed));
+        assert_eq!(decode_payload(Version::V3, b"0:"), Err(DecodeError::Malformed));
     }
 }
