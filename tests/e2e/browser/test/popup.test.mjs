@@ -39,6 +39,8 @@ async function devLogin(popup, user, button = 'approve') {
 
 /** "Call API" in the task pane: the status and the identity headers the upstream received. */
 async function callApi(frame) {
+  // Clear the previous answer first, or the wait below could read it instead of the new one.
+  await frame.locator('#api-result').evaluate((el) => { el.textContent = ''; });
   await frame.click('#call-api');
   await shows(frame, '#api-result', /^\d{3} /);
   const text = await frame.locator('#api-result').textContent();
