@@ -39,3 +39,21 @@ pub(crate) fn mib(kib: u64) -> String {
 pub(crate) fn bytes_per_item(before: &Memory, after: &Memory, items: usize) -> Option<f64> {
     (items > 0).then(|| (after.rss_kib as f64 - before.rss_kib as f64) * 1024.0 / items as f64)
 }
+
+/// Markdown table rows, one per reading: count, VmRSS, VmHWM, RssAnon (MiB) and the bytes per
+/// item added since the previous row (`–` on the first).
+pub(crate) fn step_rows(md: &mut String, rows: impl IntoIterator<Item = (usize, Memory)>) {
+    let mut prev: Option<(usize, Memory)> = None;
+    for (n, m) in rows {
+        let step =
+            prev.and_then(|(pn, pm)| bytes_per_item(&pm, &m, n - pn)).map_or("–".to_owned(), |b| format!("{b:.0}"));
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {step} |\n",
+            crate::sessions::thousands(n),
+            mib(m.rss_kib),
+            mib(m.hwm_kib),
+            mib(m.anon_kib)
+        ));
+        prev = Some((n, m));
+    }
+}

@@ -7,7 +7,7 @@ use anyhow::Context;
 use futures_util::{stream, StreamExt, TryStreamExt};
 
 use crate::client::Gateway;
-use crate::rss::{bytes_per_item, mib, Memory};
+use crate::rss::{bytes_per_item, mib, step_rows, Memory};
 use crate::Target;
 
 /// What the phase needs.
@@ -79,19 +79,7 @@ pub(crate) async fn run(
         "| live sessions | VmRSS MiB | VmHWM MiB | RssAnon MiB | bytes per session added since the previous row |\n",
     );
     md.push_str("|---:|---:|---:|---:|---:|\n");
-    let mut prev: Option<(usize, Memory)> = None;
-    for (n, m, _) in &rows {
-        let step =
-            prev.and_then(|(pn, pm)| bytes_per_item(&pm, m, n - pn)).map_or("–".to_owned(), |b| format!("{b:.0}"));
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {step} |\n",
-            thousands(*n),
-            mib(m.rss_kib),
-            mib(m.hwm_kib),
-            mib(m.anon_kib)
-        ));
-        prev = Some((*n, *m));
-    }
+    step_rows(&mut md, rows.iter().map(|(n, m, _)| (*n, *m)));
     md.push_str(&format!(
         "| {} after {} s idle | {} | {} | {} | |\n\n",
         thousands(plan.count),

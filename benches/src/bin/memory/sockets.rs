@@ -9,7 +9,7 @@ use futures_util::{stream, StreamExt};
 use tokio::task::JoinSet;
 
 use crate::client::Gateway;
-use crate::rss::{bytes_per_item, mib, Memory};
+use crate::rss::{bytes_per_item, mib, step_rows, Memory};
 use crate::sessions::thousands;
 use crate::status_socket::StatusSocket;
 use crate::Target;
@@ -105,19 +105,7 @@ pub(crate) async fn run(
         "| open sockets | VmRSS MiB | VmHWM MiB | RssAnon MiB | bytes per socket added since the previous row |\n",
     );
     md.push_str("|---:|---:|---:|---:|---:|\n");
-    let mut prev: Option<(usize, Memory)> = None;
-    for (n, m) in &rows {
-        let step =
-            prev.and_then(|(pn, pm)| bytes_per_item(&pm, m, n - pn)).map_or("–".to_owned(), |b| format!("{b:.0}"));
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {step} |\n",
-            thousands(*n),
-            mib(m.rss_kib),
-            mib(m.hwm_kib),
-            mib(m.anon_kib)
-        ));
-        prev = Some((*n, *m));
-    }
+    step_rows(&mut md, rows.iter().copied());
     for (label, m) in [
         (format!("{} after {} s idle", thousands(plan.count), plan.hold.as_secs()), held),
         ("0 (all closed, 3 s later)".to_owned(), closed),
