@@ -3,7 +3,7 @@
 //! | Pingora phase | what the gateway does, in order | calls |
 //! |---|---|---|
 //! | `new_ctx` | empty [`RequestCtx`] | `proxy::ctx` |
-//! | `request_filter` | 0 a head over 64 KiB → 431, the idle time before the next request capped at `server.idle_timeout`; 1 strip identity and untrusted forwarding headers; 2 `Host` check → 421; 3 classify the route: a gateway route is answered here (`Ok(true)`); 4 route rule: a foreign `Origin` gets no identity (403 on a protected route), protected without live tokens → 401 JSON, else the identity goes in ctx; an upgrade loses the idle read timeout, and a WebSocket carrying an identity is relayed here until its tokens go away | `identity`, `proxy::forwarded`, `proxy::route`, `proxy::rules`, `auth`, `proxy::respond`, `proxy::tunnel` |
+//! | `request_filter` | 0 a head over 64 KiB → 431, the idle time before the next request capped at `server.idle_timeout`; 1 strip identity and untrusted forwarding headers; 2 `Host` check → 421; 3 classify the route: a gateway route is answered here (`Ok(true)`); 4 route rule: a foreign `Origin` gets no identity (403 on a protected route), protected without live tokens → 401 JSON, else the identity goes in ctx; an upgrade loses the idle read timeout, and a WebSocket is relayed here (one carrying an identity until its tokens go away) | `identity`, `proxy::forwarded`, `proxy::route`, `proxy::rules`, `auth`, `proxy::respond`, `proxy::tunnel` |
 //! | `upstream_peer` | next healthy upstream, else 502 | `proxy::upstream` |
 //! | `upstream_request_filter` | set `X-Forwarded-For/-Proto/-Host`; inject the identity headers | `proxy::forwarded`, `identity` |
 //! | `fail_to_connect` | count the failure | `metrics` |
@@ -33,7 +33,7 @@ use crate::auth::dev_idp::DevIdp;
 use crate::auth::guard::Access;
 use crate::auth::AuthService;
 use crate::channel;
-use crate::config::types::{AllowedHost, ProviderName};
+use crate::config::types::AllowedHost;
 use crate::config::{Config, IdentityHeaderNames};
 use crate::identity::{self, HeaderPolicy};
 use crate::metrics::Metrics;
@@ -249,26 +249,25 @@ impl Gateway {
         Ok(())
     }
 
-    /// A WebSocket upgrade that carries an identity: relayed by the gateway (`proxy::tunnel`) so
-    /// that it is closed with 1008 when that identity's tokens go away.
-    async fn tunnel(
-        &self,
-        live: &Live,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        provider: ProviderName,
-    ) -> Result<()> {
-        let Some(sid) = live.auth.session_of(&session.req_header().headers) else {
-            // Tokens come only from a session cookie, so this cannot happen; refuse rather than relay unwatched.
-            return respond::write(session, respond::proxy_failure(502, true)).await;
+    /// A WebSocket upgrade to the upstream, relayed by the gateway (`proxy::tunnel`); one that
+    /// carries an identity is closed with 1008 when that identity's tokens go away.
+    async fn tunnel(&self, live: &Live, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let watch = match ctx.tokens.as_ref().map(|t| t.identity.provider.clone()) {
+            None => None,
+            Some(provider) => {
+                let Some(sid) = live.auth.session_of(&session.req_header().headers) else {
+                    // Tokens come only from a session cookie, so this cannot happen; refuse rather than relay unwatched.
+                    return respond::write(session, respond::proxy_failure(502, true)).await;
+                };
+                let watch = self.channel.server.hub().watch(sid, "upstream_websocket");
+                // Re-check after joining: an expiry between the route check and the join is not missed.
+                if !matches!(live.auth.store().tokens(&sid, &provider).await, Ok(Some(_))) {
+                    let body = serde_json::json!({"error": "authentication_required", "message": "the session's sign-in expired"});
+                    return respond::write(session, respond::LocalResponse::json(401, &body)).await;
+                }
+                Some((watch, provider))
+            }
         };
-        let watch = self.channel.server.hub().watch(sid, "upstream_websocket");
-        // Re-check after joining: an expiry between the route check and the join is not missed.
-        if !matches!(live.auth.store().tokens(&sid, &provider).await, Ok(Some(_))) {
-            let body =
-                serde_json::json!({"error": "authentication_required", "message": "the session's sign-in expired"});
-            return respond::write(session, respond::LocalResponse::json(401, &body)).await;
-        }
         let Some(peer) = self.upstreams.next_peer(true) else {
             return respond::write(session, respond::proxy_failure(502, true)).await;
         };
@@ -288,7 +287,7 @@ impl Gateway {
             .parse()
             .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "bad request target"))?;
         let request = http::Request::from_parts(parts, ());
-        tunnel::serve(session, &self.ws_connector, &peer, request, watch, provider).await
+        tunnel::serve(session, &self.ws_connector, &peer, request, watch).await
     }
 
     /// Whether the request asks for a WebSocket (not another protocol).
@@ -394,11 +393,9 @@ impl ProxyHttp for Gateway {
         if ctx.upgrade {
             // design: Pingora facts, the 60 s read timeout also cuts idle upgraded connections
             session.set_read_timeout(None);
-            if let Some(provider) = ctx.tokens.as_ref().map(|t| t.identity.provider.clone()) {
-                if Self::is_websocket(session) {
-                    self.tunnel(&live, session, ctx, provider).await?;
-                    return Ok(true);
-                }
+            if Self::is_websocket(session) {
+                self.tunnel(&live, session, ctx).await?;
+                return Ok(true);
             }
         }
         Ok(false)

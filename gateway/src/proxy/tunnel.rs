@@ -1,6 +1,6 @@
-//! WebSockets to the upstream that carry a signed-in identity, relayed by the gateway itself so
-//! that they end with that identity: when its tokens go away (lifetime, logout) both sides get
-//! a close frame with code 1008 (policy violation) and reason `session expired`.
+//! WebSockets to the upstream, relayed by the gateway itself. One that carries a signed-in
+//! identity ends with it: when its tokens go away (lifetime, logout) both sides get a close
+//! frame with code 1008 (policy violation) and reason `session expired`.
 //!
 //! ```text
 //! client ══ Pingora session ══ pump ══ duplex ══ WebSocket (server role) ┐
@@ -50,14 +50,14 @@ enum End {
 }
 
 /// Connects to `peer`, sends `request` (the client's upgrade with the gateway's headers), and
-/// relays the WebSocket until either side closes or `watch` reports the end of `provider`'s tokens.
+/// relays the WebSocket until either side closes or `watch`, when given, reports the end of
+/// its provider's tokens.
 pub(super) async fn serve(
     session: &mut Session,
     connector: &TransportConnector,
     peer: &HttpPeer,
     request: http::Request<()>,
-    watch: Membership,
-    provider: ProviderName,
+    watch: Option<(Membership, ProviderName)>,
 ) -> pingora::Result<()> {
     let connected = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         let stream = connector.new_stream(peer).await.map_err(|e| e.to_string())?;
@@ -84,7 +84,7 @@ pub(super) async fn serve(
 
     let (ours, theirs) = upgrade::pipe();
     let client = WebSocketStream::from_raw_socket(theirs, Role::Server, None).await;
-    let relay = tokio::spawn(relay(client, upstream, watch, provider));
+    let relay = tokio::spawn(relay(client, upstream, watch));
     upgrade::pump(session, ours).await;
     match tokio::time::timeout(CLOSE_TIMEOUT, relay).await {
         Ok(Ok(End::Expired)) => tracing::info!("upstream websocket closed: session expired"),
@@ -97,8 +97,7 @@ pub(super) async fn serve(
 async fn relay<C, U>(
     mut client: WebSocketStream<C>,
     mut upstream: WebSocketStream<U>,
-    mut watch: Membership,
-    provider: ProviderName,
+    mut watch: Option<(Membership, ProviderName)>,
 ) -> End
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -118,21 +117,27 @@ where
                     return End::Closed;
                 }
             }
-            event = watch.events.recv() => {
-                let expired = match event {
-                    Some(StatusEvent::AuthExpired(gone)) => gone.iter().any(|p| p == provider.as_str()),
-                    Some(_) => false,
-                    // Dropped from the room: the session can no longer be followed, so fail closed.
-                    None => true,
-                };
-                if expired {
-                    let frame = CloseFrame { code: CloseCode::Policy, reason: EXPIRED_REASON.into() };
-                    let _ = client.close(Some(frame.clone())).await;
-                    let _ = upstream.close(Some(frame)).await;
-                    let _ = client.get_mut().shutdown().await;
-                    return End::Expired;
-                }
+            () = expiry(&mut watch) => {
+                let frame = CloseFrame { code: CloseCode::Policy, reason: EXPIRED_REASON.into() };
+                let _ = client.close(Some(frame.clone())).await;
+                let _ = upstream.close(Some(frame)).await;
+                let _ = client.get_mut().shutdown().await;
+                return End::Expired;
             }
+        }
+    }
+}
+
+/// Returns when the watched provider's tokens are gone, or the watch is lost (fail closed);
+/// never without a watch. Cancel-safe: it only waits on the watch's queue.
+async fn expiry(watch: &mut Option<(Membership, ProviderName)>) {
+    let Some((membership, provider)) = watch else { return std::future::pending().await };
+    loop {
+        match membership.events.recv().await {
+            Some(StatusEvent::AuthExpired(gone)) if gone.iter().any(|p| p == provider.as_str()) => return,
+            Some(_) => {}
+            // Dropped from the room: the session can no longer be followed.
+            None => return,
         }
     }
 }
