@@ -27,7 +27,7 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::{Error, ErrorType, Result};
+use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::auth::dev_idp::DevIdp;
 use crate::auth::guard::Access;
@@ -465,6 +465,17 @@ impl ProxyHttp for Gateway {
             }
         }
         FailToProxy { error_code: status, can_reuse_downstream: false }
+    }
+
+    /// A client that goes away mid-answer (a closed tab ending its SSE stream, a cancelled
+    /// download) is not a gateway error: its access line records it, Pingora's `ERROR Fail to
+    /// proxy` line would only be noise (one per closed task pane, found by `benches/run --soak`).
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
+        let client_left = *e.esource() == ErrorSource::Downstream && e.etype() == &ErrorType::ConnectionClosed;
+        if client_left {
+            tracing::debug!(error = %e, "the client closed the connection before the answer was complete");
+        }
+        client_left
     }
 
     /// How Pingora's own error lines name a request: method and path, never the query or a
