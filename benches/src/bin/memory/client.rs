@@ -156,6 +156,27 @@ impl Gateway {
         Ok(session)
     }
 
+    /// `METHOD target` with an optional cookie and `Origin`: the status and body, whatever the status.
+    pub(crate) async fn request(
+        &self,
+        method: Method,
+        target: &str,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+    ) -> anyhow::Result<(StatusCode, String)> {
+        let url = self.absolute(target);
+        let mut req = self.http.request(method.clone(), &url);
+        if let Some(c) = cookie {
+            req = req.header(COOKIE, c);
+        }
+        if let Some(o) = origin {
+            req = req.header(reqwest::header::ORIGIN, o);
+        }
+        let resp = req.send().await.with_context(|| format!("{method} {url}"))?;
+        let status = resp.status();
+        Ok((status, resp.text().await.with_context(|| format!("the body of {method} {url}"))?))
+    }
+
     /// `GET url` on any listener (the admin `/metrics`): the body of a 200.
     pub(crate) async fn get_text(&self, url: &str) -> anyhow::Result<String> {
         let resp = self.http.get(url).send().await.with_context(|| format!("GET {url}"))?;

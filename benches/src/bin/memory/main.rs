@@ -5,18 +5,21 @@
 //! - `client.rs`: the dev provider's popup sign-in over HTTP, one shared keep-alive client
 //! - `status_socket.rs`: a native status-channel WebSocket (`init`, idle, wait for an event)
 //! - `rss.rs`: `/proc/PID/status` readings
-//! - `sessions.rs`, `sockets.rs`, `latency.rs`: the three phases
+//! - `sessions.rs`, `sockets.rs`, `latency.rs`: the three memory phases
+//! - `soak.rs`: minutes of mixed traffic (`benches/run --soak MINUTES`)
 //!
 //! ```text
 //! memory --url http://127.0.0.1:P --pid PID [--admin http://127.0.0.1:A] sessions --count 100000
 //! memory --url … --pid PID sockets --count 19900 --target-count 20000
 //! memory --url … --pid PID latency --count 1000
+//! memory --url … --pid PID soak --minutes 10 --token-ttl 45
 //! ```
 
 mod client;
 mod latency;
 mod rss;
 mod sessions;
+mod soak;
 mod sockets;
 mod status_socket;
 
@@ -92,6 +95,23 @@ enum Phase {
         #[arg(long, default_value_t = 1000)]
         count: usize,
     },
+    /// MINUTES of mixed traffic (sign-ins, API calls, status channels, logouts, expiries).
+    Soak {
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+        /// Simulated browsers.
+        #[arg(long, default_value_t = 24)]
+        users: usize,
+        /// Milliseconds between one browser's API calls.
+        #[arg(long, default_value_t = 50)]
+        pause_ms: u64,
+        /// The gateway's `session.token_ttl`, seconds (must exceed a browser's 24 s of use).
+        #[arg(long, default_value_t = 45)]
+        token_ttl: u64,
+        /// Seconds between memory readings.
+        #[arg(long, default_value_t = 30)]
+        sample: u64,
+    },
 }
 
 /// An RSS limit from issue 6, and how a reading compares with it.
@@ -157,6 +177,17 @@ async fn main() -> anyhow::Result<()> {
                     limit_mib: target_mib,
                 };
                 sockets::run(&gateway, cli.pid, admin, &plan, &target).await
+            }
+            Phase::Soak { minutes, users, pause_ms, token_ttl, sample } => {
+                anyhow::ensure!(token_ttl > 25, "--token-ttl must exceed a browser's 24 s of use");
+                let plan = soak::Plan {
+                    duration: Duration::from_secs(minutes * 60),
+                    users: users.max(1),
+                    pause: Duration::from_millis(pause_ms.max(1)),
+                    token_ttl: Duration::from_secs(token_ttl),
+                    sample_every: Duration::from_secs(sample.max(1)),
+                };
+                soak::run(&gateway, cli.pid, admin, &plan).await
             }
             Phase::Latency { count } => {
                 let live = match admin {
