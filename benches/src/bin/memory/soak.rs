@@ -77,7 +77,7 @@ fn fail(tally: &Shared, what: String) {
     }
 }
 
-/// One memory reading during the run.
+/// One memory reading during the run, with the gateway's store and socket gauges.
 struct Sample {
     at: Duration,
     memory: Memory,
@@ -85,24 +85,32 @@ struct Sample {
     sockets: Option<u64>,
 }
 
+impl Sample {
+    async fn take(gateway: &Gateway, pid: u32, admin: Option<&str>, at: Duration) -> anyhow::Result<Self> {
+        let gauge = |name: &'static str| async move {
+            let a = admin?;
+            crate::metric_sum(gateway, a, name).await.ok().flatten()
+        };
+        Ok(Self {
+            at,
+            memory: Memory::of(pid)?,
+            store_entries: gauge(gateway::metrics::STORE_ENTRIES).await,
+            sockets: gauge(gateway::metrics::CHANNEL_SOCKETS).await,
+        })
+    }
+}
+
 /// Runs the phase; its markdown section.
 pub(crate) async fn run(gateway: &Gateway, pid: u32, admin: Option<&str>, plan: &Plan) -> anyhow::Result<String> {
     let tally: Shared = Arc::default();
     let sse = reqwest::Client::builder().no_proxy().connect_timeout(EVENT_WAIT).build()?;
-    let gauges = |admin: Option<String>, gateway: Gateway| async move {
-        let Some(a) = admin else { return (None, None) };
-        let entries = crate::metric_sum(&gateway, &a, gateway::metrics::STORE_ENTRIES).await.ok().flatten();
-        let sockets = crate::metric_sum(&gateway, &a, gateway::metrics::CHANNEL_SOCKETS).await.ok().flatten();
-        (entries, sockets)
-    };
     let began = Instant::now();
     let deadline = began + plan.duration;
     let gateway_view_before = match admin {
         Some(a) => gateway_statuses(gateway, a).await?,
         None => BTreeMap::new(),
     };
-    let (store_entries, sockets) = gauges(admin.map(str::to_owned), gateway.clone()).await;
-    let mut samples = vec![Sample { at: Duration::ZERO, memory: Memory::of(pid)?, store_entries, sockets }];
+    let mut samples = vec![Sample::take(gateway, pid, admin, Duration::ZERO).await?];
 
     let mut users = JoinSet::new();
     for u in 0..plan.users {
@@ -129,8 +137,7 @@ pub(crate) async fn run(gateway: &Gateway, pid: u32, admin: Option<&str>, plan: 
     while Instant::now() < deadline {
         tokio::time::sleep_until(next.min(deadline).into()).await;
         next += plan.sample_every;
-        let (store_entries, sockets) = gauges(admin.map(str::to_owned), gateway.clone()).await;
-        samples.push(Sample { at: began.elapsed(), memory: Memory::of(pid)?, store_entries, sockets });
+        samples.push(Sample::take(gateway, pid, admin, began.elapsed()).await?);
         let t = tally.lock().unwrap_or_else(|e| e.into_inner());
         eprintln!(
             "    {:>4} s: VmRSS {} MiB, {} logins, {} failures",
@@ -147,12 +154,10 @@ pub(crate) async fn run(gateway: &Gateway, pid: u32, admin: Option<&str>, plan: 
         }
     }
     let load_ended = began.elapsed();
-    let (store_entries, sockets) = gauges(admin.map(str::to_owned), gateway.clone()).await;
-    let at_end = Sample { at: load_ended, memory: Memory::of(pid)?, store_entries, sockets };
+    let at_end = Sample::take(gateway, pid, admin, load_ended).await?;
     // Quiet until every session's tokens have expired and been purged.
     tokio::time::sleep(plan.token_ttl + Duration::from_secs(5)).await;
-    let (store_entries, sockets) = gauges(admin.map(str::to_owned), gateway.clone()).await;
-    let drained = Sample { at: began.elapsed(), memory: Memory::of(pid)?, store_entries, sockets };
+    let drained = Sample::take(gateway, pid, admin, began.elapsed()).await?;
     let gateway_view = match admin {
         Some(a) => Some(difference(gateway_statuses(gateway, a).await?, &gateway_view_before)),
         None => None,
