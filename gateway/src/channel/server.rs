@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 
@@ -93,9 +94,9 @@ impl ChannelServer {
 
     /// Runs a status WebSocket whose handshake the proxy already answered (101), on `io`.
     /// The proxy serves channel upgrades itself rather than through Pingora's upgrade proxying.
-    pub async fn serve_upgraded(
+    pub async fn serve_upgraded<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         self: Arc<Self>,
-        io: tokio::io::DuplexStream,
+        io: S,
         path: &str,
         query: Option<&str>,
         session: Option<SessionId>,

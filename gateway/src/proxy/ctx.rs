@@ -34,6 +34,9 @@ pub struct RequestCtx {
     pub body_override: Option<bytes::Bytes>,
     /// The config snapshot this request was decided with (a reload does not change it midway).
     pub live: Option<Arc<super::Live>>,
+    /// The status of an answer Pingora's session does not record: a status socket's 101,
+    /// written before its connection left the session (`proxy::upgrade`).
+    pub answered: Option<u16>,
 }
 
 impl RequestCtx {
@@ -52,6 +55,7 @@ impl RequestCtx {
             channel: false,
             body_override: None,
             live: None,
+            answered: None,
         }
     }
 }

@@ -191,7 +191,7 @@ impl Gateway {
         // Channel connections idle for long by design; the channel server pings and times out.
         session.set_read_timeout(None);
         if session.is_upgrade_req() {
-            upgrade::serve(session, Arc::clone(&self.channel.server), sid).await?;
+            ctx.answered = Some(upgrade::serve(session, Arc::clone(&self.channel.server), sid).await?);
             return Ok(true);
         }
         if let Some(sid) = sid {
@@ -486,7 +486,8 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let written = session.response_written().map(|r| r.status.as_u16());
+        let status = ctx.answered.or(written).unwrap_or(0);
         let elapsed = ctx.started.elapsed();
         self.metrics.observe_request(ctx.route, status, elapsed);
         let req = session.req_header();
