@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{signal, SignalKind};
@@ -154,9 +155,9 @@ pub fn build_server(config: &Config, reload_from: Option<&Path>) -> Result<Serve
             let mut tls = TlsSettings::intermediate(&files.cert.to_string_lossy(), &files.key.to_string_lossy())
                 .map_err(tls_err)?;
             tls.enable_h2();
-            proxy.add_tls_with_settings(&addr, None, tls);
+            proxy.add_listener(ListenerConfig::tcp(addr.clone()).tls(tls).l4_buffer(client_buffers()));
         }
-        None => proxy.add_tcp(&addr),
+        None => proxy.add_listener(ListenerConfig::tcp(addr.clone()).l4_buffer(client_buffers())),
     }
     server.add_service(proxy);
     server.add_service(health_check);
@@ -191,6 +192,15 @@ fn build_live(
             .with_teams(teams.clone()),
     );
     Ok(Live::new(config, auth, dev_idp, teams))
+}
+
+/// Each client connection's read buffering below HTTP and TLS. Pingora's default, 64 KiB held
+/// for the connection's whole life, was most of what an idle status socket kept resident once it
+/// left Pingora's HTTP session (heaptrack, `benches/run --memory --only sockets`). HTTP heads and
+/// bodies are read into Pingora's own buffers and TLS records into rustls's, so 4 KiB here costs
+/// at most a few more read calls per request.
+fn client_buffers() -> L4BufferSettings {
+    L4BufferSettings::default().read(4 * 1024)
 }
 
 /// The settings a reload cannot change (listeners, upstreams, store, lifetimes the store and
