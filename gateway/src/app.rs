@@ -194,13 +194,14 @@ fn build_live(
     Ok(Live::new(config, auth, dev_idp, teams))
 }
 
-/// Each client connection's read buffering below HTTP and TLS. Pingora's default, 64 KiB held
-/// for the connection's whole life, was most of what an idle status socket kept resident once it
-/// left Pingora's HTTP session (heaptrack, `benches/run --memory --only sockets`). HTTP heads and
-/// bodies are read into Pingora's own buffers and TLS records into rustls's, so 4 KiB here costs
-/// at most a few more read calls per request.
+/// Client connections are read without a buffer below HTTP and TLS. Pingora's default, 64 KiB
+/// held for the connection's whole life, was most of what an idle status socket kept resident
+/// once it left Pingora's HTTP session (heaptrack, `benches/run --memory --only sockets`). HTTP
+/// heads and bodies are read into Pingora's own buffers and TLS records into rustls's, which ask
+/// for more than a small buffer would hold anyway (1 KiB measured the same as none); the cost is
+/// more read calls for a large TLS upload.
 fn client_buffers() -> L4BufferSettings {
-    L4BufferSettings::default().read(4 * 1024)
+    L4BufferSettings::default().read(0)
 }
 
 /// The settings a reload cannot change (listeners, upstreams, store, lifetimes the store and

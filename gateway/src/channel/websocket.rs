@@ -21,15 +21,15 @@ pub const CLOSE_TOO_MANY: u16 = 4429;
 pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
 
 /// WebSocket limits for every status socket.
-/// Status sockets carry a few small JSON frames and mostly idle, so the read buffer is 4 KiB
+/// Status sockets carry a few small JSON frames and mostly idle, so the read buffer is 1 KiB
 /// instead of tungstenite's 128 KiB (which is zero-filled on the first read and stays resident:
-/// 131 KiB of the ≈ 200 KB per idle socket `benches/run --memory` measured) and writes go out
-/// without a write buffer.
+/// 131 KiB of the ≈ 200 KB per idle socket `benches/run --memory` once measured; larger messages
+/// are read in more steps) and writes go out without a write buffer.
 pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_CLIENT_MESSAGE))
         .max_frame_size(Some(MAX_CLIENT_MESSAGE))
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
 }
 
