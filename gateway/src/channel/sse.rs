@@ -38,14 +38,16 @@ pub fn open(
             return;
         }
         let list = signed_in.signed_in(&session).await;
-        if !list.is_empty() && tx.send(frame(&StatusEvent::AuthSuccess(list))).await.is_err() {
-            return;
+        if let Some(current) = (!list.is_empty()).then(|| member.tell(StatusEvent::AuthSuccess(list))).flatten() {
+            if tx.send(frame(&current)).await.is_err() {
+                return;
+            }
         }
         let mut ticker = tokio::time::interval(keep_alive);
         ticker.tick().await;
         loop {
             let chunk = tokio::select! {
-                e = member.events.recv() => match e { Some(e) => frame(&e), None => return },
+                e = member.next_event() => match e { Some(e) => frame(&e), None => return },
                 _ = ticker.tick() => Bytes::from_static(b": keep-alive\n\n"),
             };
             if tx.send(chunk).await.is_err() {

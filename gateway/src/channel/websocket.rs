@@ -55,15 +55,17 @@ where
         return;
     }
     let list = signed_in.signed_in(&session).await;
-    if !list.is_empty() && send(&mut ws, &StatusEvent::AuthSuccess(list)).await.is_err() {
-        return;
+    if let Some(current) = (!list.is_empty()).then(|| member.tell(StatusEvent::AuthSuccess(list))).flatten() {
+        if send(&mut ws, &current).await.is_err() {
+            return;
+        }
     }
     let mut ticker = tokio::time::interval(ping);
     ticker.tick().await;
     let mut last_seen = Instant::now();
     loop {
         tokio::select! {
-            event = member.events.recv() => match event {
+            event = member.next_event() => match event {
                 Some(e) => if send(&mut ws, &e).await.is_err() { return },
                 None => { close(&mut ws, 1011, "dropped").await; return }
             },

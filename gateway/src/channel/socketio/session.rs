@@ -214,14 +214,14 @@ impl SocketIo {
         let s = Arc::clone(s);
         tokio::spawn(async move {
             let list = signed_in.signed_in(&owner).await;
-            if !list.is_empty() {
-                s.push(packet::event(&StatusEvent::AuthSuccess(list)));
+            if let Some(current) = (!list.is_empty()).then(|| member.tell(StatusEvent::AuthSuccess(list))).flatten() {
+                s.push(packet::event(&current));
             }
             let mut closed = s.closed.subscribe();
             loop {
                 tokio::select! {
                     _ = closed.changed() => return,
-                    e = member.events.recv() => match e {
+                    e = member.next_event() => match e {
                         Some(e) => s.push(packet::event(&e)),
                         None => { s.close(); return }
                     },
