@@ -315,6 +315,44 @@ async fn sse_stream_starts_with_a_retry_hint_and_is_an_event_stream() -> anyhow:
     Ok(())
 }
 
+// The status socket leaves Pingora's session after the 101 (proxy::upgrade::detach); a client
+// that sends a frame in the same write as its handshake must not lose it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_sent_with_the_handshake_is_not_lost() -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cg = ChannelGateway::start(&[], &[]).await?;
+    let browser = cg.browser().await?;
+    let cookie = browser.cookie_header().context("no cookie")?;
+    let mut tcp = tokio::net::TcpStream::connect(cg.gw.addr()).await?;
+    let mut bytes = format!(
+        "GET /_gateway/events HTTP/1.1\r\nhost: {}\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+         sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\ncookie: {cookie}\r\n\r\n",
+        cg.gw.endpoint().authority()
+    )
+    .into_bytes();
+    // A masked ping (mask key 0) carrying "early", in the same write as the head.
+    bytes.extend_from_slice(&[0x89, 0x85, 0, 0, 0, 0]);
+    bytes.extend_from_slice(b"early");
+    tcp.write_all(&bytes).await?;
+
+    let pong = [&[0x8A, 0x05][..], b"early"].concat();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(EVENT_WAIT, async {
+        while !seen.windows(pong.len()).any(|w| w == pong.as_slice()) {
+            let n = tcp.read(&mut buf).await?;
+            ensure!(n > 0, "the socket ended without a pong: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        Ok(())
+    })
+    .await
+    .with_context(|| format!("no pong for the early ping: {}", String::from_utf8_lossy(&seen)))??;
+
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 101"), "{}", String::from_utf8_lossy(&seen));
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seventeenth_socket_of_a_session_is_refused_with_4429() -> anyhow::Result<()> {
     let cg = ChannelGateway::start(&[], &[]).await?;
