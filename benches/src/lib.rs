@@ -18,7 +18,7 @@ use gateway::config::Config;
 use gateway::metrics::Metrics;
 use gateway::providers::http_client::{HttpClient, HttpError, HttpRequest, HttpResponse};
 use gateway::providers::ProviderRegistry;
-use gateway::session::cookie::{set_cookie, CookieSettings};
+use gateway::session::cookie::{set_cookie, CookieSettings, SessionCookie};
 use gateway::session::{Keyring, SessionId};
 use gateway::store::memory::MemoryStore;
 use gateway::store::{Identity, StoredTokens, TokenStore};
@@ -89,6 +89,9 @@ pub fn tokens(provider: &ProviderName) -> StoredTokens {
             email: Some("adele.vance@contoso.example".to_owned()),
             preferred_username: Some("AdeleV@contoso.example".to_owned()),
             name: Some("Adele Vance".to_owned()),
+            tenant: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".to_owned()),
+            groups: vec!["b4c1f2a0-5d3e-4f6a-9b8c-7d6e5f4a3b2c".to_owned()],
+            roles: Vec::new(),
         },
         access_token: SecretString::from("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.".repeat(30)),
         refresh_token: Some(SecretString::from("0.AAAA".repeat(100))),
@@ -99,7 +102,8 @@ pub fn tokens(provider: &ProviderName) -> StoredTokens {
 
 /// The `Cookie` pair (`gw_session=...`) that the gateway would set for `session`.
 pub fn session_cookie(config: &Config, keys: &Keyring, session: &SessionId) -> String {
-    let full = set_cookie(session, &CookieSettings::from_config(&config.session), keys);
+    let cookie = SessionCookie::new(*session, 0, config.session.lifetime.get());
+    let full = set_cookie(&cookie, &CookieSettings::from_config(&config.session), keys);
     full.split(';').next().unwrap_or_default().to_owned()
 }
 

@@ -408,6 +408,12 @@ impl BackgroundService for StoreTasks {
 /// `reload_from` (the file `config` came from), SIGHUP reloads it.
 pub fn run(config: Config, reload_from: Option<&Path>, args: RunArgs) -> Result<(), AppError> {
     let server = build_server(&config, reload_from)?;
+    if config.session.popup_binding == crate::config::PopupBinding::Ticket {
+        tracing::warn!(
+            "session.popup_binding = \"ticket\": a connect link signs its owner's session in as whoever opens it \
+             (phishable); use \"handoff\" unless every popup shares the task pane's cookies"
+        );
+    }
     tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url.origin(), "gateway started");
     server.run(args);
     Ok(())

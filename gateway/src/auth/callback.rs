@@ -9,9 +9,26 @@ use super::completion::{self, Outcome};
 use super::error::FlowError;
 use super::{AuthRequest, AuthService, Reply};
 use crate::channel::StatusEvent;
+use crate::config::{PopupBinding, SignInRules};
 use crate::providers::{exchange, id_token, userinfo, UserSource};
 use crate::session::SessionId;
 use crate::store::{FlowRecord, Identity, Opener, StoredTokens};
+
+/// A sign-in the callback finished, and where it went.
+struct Kept {
+    identity: Identity,
+    bound: Bound,
+}
+
+/// Where a finished sign-in went.
+enum Bound {
+    /// Stored under the session; the `Set-Cookie` of its rotated cookie, if it rotated.
+    Attached(Option<String>),
+    /// Parked under this handoff code for the opener to redeem.
+    Handoff(String),
+    /// Pending for a Teams user under this security code.
+    TeamsCode(String),
+}
 
 /// A failed callback, with what the completion page needs.
 #[derive(Debug)]
@@ -43,21 +60,28 @@ impl AuthService {
         let opener = flow.opener;
         let session = flow.session;
         let finished = match self.finish(provider, &flow, req).await {
-            Ok(stored) => self.keep(&flow, stored).await,
+            Ok(stored) => self.keep(&flow, stored, req).await,
             Err(e) => Err(e),
         };
         match finished {
-            Ok((identity, code)) => {
+            Ok(kept) => {
                 self.metrics.observe_login(label, "completed");
                 tracing::info!(provider, session = %session.log_tag(), "sign-in completed");
-                let outcome = match &code {
-                    Some(code) => Outcome::TeamsCode { user: identity.display_name(), code },
-                    None => {
+                let user = kept.identity.display_name();
+                let outcome = match &kept.bound {
+                    Bound::TeamsCode(code) => Outcome::TeamsCode { user, code },
+                    Bound::Handoff(code) => Outcome::Handoff { user, code },
+                    Bound::Attached(_) => {
                         self.announce_signed_in(&session).await;
-                        Outcome::Success { user: identity.display_name() }
+                        Outcome::Success { user }
                     }
                 };
-                Ok(completion::page(200, provider, &self.public.origin(), opener, outcome))
+                let page = completion::page(200, provider, &self.public.origin(), opener, outcome);
+                let set_cookie = match kept.bound {
+                    Bound::Attached(set) => set,
+                    _ => None,
+                };
+                Ok(super::with_cookie(page, set_cookie))
             }
             Err(error) => {
                 self.report_failure(provider, &session, &error);
@@ -83,20 +107,60 @@ impl AuthService {
         self.hub.announce(session, &event);
     }
 
-    /// Stores the tokens: under the browser session, or pending for a Teams user (with a code).
-    async fn keep(&self, flow: &FlowRecord, stored: StoredTokens) -> Result<(Identity, Option<String>), FlowError> {
+    /// Binds a finished sign-in: pending for a Teams user (a security code); attached to the
+    /// ticket's session when the callback carries that session's cookie (the cookie is rotated)
+    /// or when `popup_binding = "ticket"`; otherwise parked under a handoff code that only the
+    /// popup's opener receives.
+    async fn keep(&self, flow: &FlowRecord, stored: StoredTokens, req: &AuthRequest<'_>) -> Result<Kept, FlowError> {
         let identity = stored.identity.clone();
-        match (&flow.teams_user, &self.teams) {
+        let bound = match (&flow.teams_user, &self.teams) {
             (Some(user), Some(teams)) => {
-                let code = teams.begin_pending(user, stored).await.ok_or(FlowError::Random)?;
-                Ok((identity, Some(code)))
+                Bound::TeamsCode(teams.begin_pending(user, stored).await.ok_or(FlowError::Random)?)
             }
-            (Some(_), None) => Err(FlowError::Store),
-            (None, _) => {
+            (Some(_), None) => return Err(FlowError::Store),
+            (None, _) if self.binding == PopupBinding::Ticket => {
                 self.store.put_tokens(&flow.session, stored).await.map_err(|_| FlowError::Store)?;
-                Ok((identity, None))
+                Bound::Attached(None)
+            }
+            (None, _) => {
+                let same_jar = self.session_of(req.headers).await.map_err(|_| FlowError::Store)? == Some(flow.session);
+                if same_jar {
+                    self.store.put_tokens(&flow.session, stored).await.map_err(|_| FlowError::Store)?;
+                    let set = self.rotate(&flow.session).await.map_err(|_| FlowError::Store)?;
+                    Bound::Attached(Some(set))
+                } else {
+                    Bound::Handoff(self.park(flow.session, stored).await?)
+                }
+            }
+        };
+        Ok(Kept { identity, bound })
+    }
+
+    /// Checks the provider's `allowed_*` rules (every rule that is set must hold; emails and
+    /// domains together count as one rule that either may satisfy).
+    fn check_sign_in(&self, rules: &SignInRules, identity: &Identity) -> Result<(), FlowError> {
+        if let Some(tenants) = &rules.tenants {
+            let tid = identity.tenant.as_deref().map(str::to_ascii_lowercase);
+            if !tid.is_some_and(|t| tenants.contains(&t)) {
+                return Err(FlowError::NotAllowed("tenant"));
             }
         }
+        if !rules.emails.is_empty() || !rules.domains.is_empty() {
+            let email = identity.email.as_deref().map(str::to_ascii_lowercase);
+            let listed = email.as_deref().is_some_and(|e| rules.emails.iter().any(|a| a == e));
+            let domain = email
+                .as_deref()
+                .and_then(|e| e.rsplit_once('@'))
+                .is_some_and(|(_, d)| rules.domains.iter().any(|a| a == d));
+            if !listed && !domain {
+                return Err(FlowError::NotAllowed("email"));
+            }
+        }
+        if !rules.groups.is_empty() && !identity.groups.iter().chain(&identity.roles).any(|g| rules.groups.contains(g))
+        {
+            return Err(FlowError::NotAllowed("group"));
+        }
+        Ok(())
     }
 
     async fn finish(
@@ -142,6 +206,9 @@ impl AuthService {
                     email,
                     preferred_username: claims.preferred_username,
                     name: claims.name,
+                    tenant: claims.tid,
+                    groups: id_token::string_list(&claims.groups),
+                    roles: id_token::string_list(&claims.roles),
                 }
             }
             (UserSource::GitHub, _) => {
@@ -153,6 +220,7 @@ impl AuthService {
                 userinfo::from_userinfo(http, url, &tokens.access_token, &p.name).await?
             }
         };
+        self.check_sign_in(&p.sign_in, &identity)?;
         Ok(StoredTokens {
             identity,
             access_token: tokens.access_token,

@@ -3,7 +3,7 @@
 use super::error::FlowError;
 use super::{reply, AuthRequest, AuthService, Reply};
 use crate::providers::exchange;
-use crate::session::{random_token, ticket};
+use crate::session::{random_token, ticket, SessionId};
 use crate::store::{FlowRecord, Opener};
 
 impl AuthService {
@@ -17,11 +17,11 @@ impl AuthService {
         } else {
             None
         };
+        let p = self.providers.get(provider).ok_or_else(|| FlowError::UnknownProvider(provider.to_owned()))?;
         let session = match &teams_user {
             Some(_) => crate::session::SessionId::generate().ok_or(FlowError::Random)?,
-            None => ticket::verify_ticket(&self.keys, ticket_text)?,
+            None => self.claim_connect_ticket(p.name.as_str(), ticket_text).await?,
         };
-        let p = self.providers.get(provider).ok_or_else(|| FlowError::UnknownProvider(provider.to_owned()))?;
         let resolved = p.resolve(self.providers.http()).await?;
         // Parallel sign-ins (two popups, two tabs) each get their own state: they never collide.
         let state = random_token(32).ok_or(FlowError::Random)?;
@@ -44,5 +44,18 @@ impl AuthService {
         }
         r.headers_mut().insert("referrer-policy", http::HeaderValue::from_static("no-referrer"));
         Ok(r)
+    }
+
+    /// The session of a connect ticket issued for `provider`, which starts one sign-in only.
+    async fn claim_connect_ticket(&self, provider: &str, text: &str) -> Result<SessionId, FlowError> {
+        let t = self.tickets.open_connect(text)?;
+        if t.provider != provider {
+            return Err(FlowError::Ticket(ticket::TicketError::Invalid));
+        }
+        match self.store.claim_once(&t.claim_key(), t.remaining()).await {
+            Ok(true) => Ok(t.session),
+            Ok(false) => Err(FlowError::Ticket(ticket::TicketError::Used)),
+            Err(_) => Err(FlowError::Store),
+        }
     }
 }

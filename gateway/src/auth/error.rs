@@ -54,6 +54,9 @@ pub enum FlowError {
     /// The user could not be described.
     #[error(transparent)]
     UserInfo(#[from] UserInfoError),
+    /// The user is outside the provider's `allowed_*` rules.
+    #[error("this account may not sign in here ({0})")]
+    NotAllowed(&'static str),
     /// The token store failed.
     #[error("the token store is unavailable")]
     Store,
@@ -67,6 +70,7 @@ impl FlowError {
     pub fn oauth_code(&self) -> &str {
         match self {
             FlowError::Denied { error, .. } => error,
+            FlowError::NotAllowed(_) => "access_denied",
             FlowError::UnknownProvider(_) | FlowError::Ticket(_) | FlowError::MissingCode => "invalid_request",
             FlowError::MissingState | FlowError::UnknownState | FlowError::ProviderMismatch => "invalid_state",
             // The provider's keys could not be had: the provider is failing, not the token.
@@ -92,6 +96,7 @@ impl FlowError {
     pub fn status(&self) -> u16 {
         match self {
             FlowError::UnknownProvider(_) => 404,
+            FlowError::NotAllowed(_) => 403,
             FlowError::Exchange(ExchangeError::Refused { error }) if !is_provider_outage(error) => 400,
             FlowError::ProviderUnavailable(_) | FlowError::Exchange(_) | FlowError::UserInfo(_) => 502,
             FlowError::IdToken(IdTokenError::Key(e)) if e.is_outage() => 502,
@@ -109,6 +114,7 @@ impl FlowError {
             FlowError::IdToken(IdTokenError::Key(e)) if e.is_outage() => "provider_unavailable",
             FlowError::MissingState | FlowError::UnknownState | FlowError::ProviderMismatch => "state",
             FlowError::Denied { .. } => "denied",
+            FlowError::NotAllowed(_) => "not_allowed",
             FlowError::IssuerMismatch => "issuer",
             FlowError::MissingCode => "no_code",
             FlowError::Exchange(_) => "exchange",

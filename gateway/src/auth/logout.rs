@@ -18,12 +18,13 @@ impl AuthService {
                 &json!({"error": "forbidden", "message": "logout must come from the gateway's origin"}),
             );
         }
-        let session = match self.session_of(req.headers) {
+        let from_cookie = match self.session_of(req.headers).await {
+            Ok(s) => s,
+            Err(_) => return json_reply(503, &json!({"error": "temporarily_unavailable"})),
+        };
+        let session = match from_cookie.or_else(|| req.query_param("ticket").and_then(|t| self.channel_session(&t))) {
             Some(s) => s,
-            None => match req.query_param("ticket").map(|t| crate::session::ticket::verify_ticket(&self.keys, &t)) {
-                Some(Ok(s)) => s,
-                _ => return reply(204, "text/plain", ""),
-            },
+            None => return reply(204, "text/plain", ""),
         };
         let provider = match req.query_param("provider") {
             Some(name) => match self.providers.get(&name) {

@@ -2,16 +2,25 @@
 //!
 //! ```text
 //!  task pane           gateway                                   provider
-//!  GET /_gateway/session ─▶ session cookie + connect_url (signed ticket)
+//!  GET /_gateway/session ─▶ session cookie + connect_url (sealed, single-use ticket)
 //!  window.open(connect_url)
-//!  popup ─ GET /connect/{p}/{ticket} ─▶ verify ticket; state, PKCE, nonce stored (10 min, single use)
+//!  popup ─ GET /connect/{p}/{ticket} ─▶ open + claim ticket; state, PKCE, nonce stored (10 min, single use)
 //!        ◀─ 302 authorize?state&code_challenge&nonce ───────────────▶ sign-in
 //!  popup ─ GET /connect/{p}/callback?code&state ◀──────────────────── 302
 //!                      take state → exchange code (PKCE) ───────────▶ token endpoint
-//!                      verify ID token (JWKS) / userinfo
-//!                      store tokens under the session (token_ttl) → auth_success on the channel
-//!        ◀─ completion page: tells opener / Office / Teams, closes the popup
+//!                      verify ID token (JWKS) / userinfo; allowed_* rules
+//!                      callback carries the ticket session's cookie (same cookie jar)?
+//!                        yes: store tokens, rotate the cookie (Set-Cookie), auth_success
+//!                        no:  park the result under a single-use handoff code (handoff_ttl)
+//!        ◀─ completion page: gives the outcome (and code) only to its opener / Office / Teams
+//!  pane  ─ POST /_gateway/handoff {"code"} with its cookie ─▶ code bound to this session?
+//!                        store tokens, rotate the cookie, auth_success; 204
 //! ```
+//!
+//! # Invariants
+//! A sign-in is attached only to a session that proves it started it: its cookie on the
+//! callback, or its cookie on the redemption of a code that only its opener could receive. A
+//! connect URL alone never signs anyone in (unless `session.popup_binding = "ticket"`).
 
 pub mod callback;
 pub mod completion;
@@ -19,6 +28,7 @@ pub mod connect;
 pub mod dev_idp;
 pub mod error;
 pub mod guard;
+pub mod handoff;
 pub mod logout;
 pub mod refresh;
 pub mod session_info;
@@ -30,12 +40,13 @@ use http::{HeaderMap, Method};
 
 use crate::channel::{Hub, StatusEvent};
 use crate::config::types::PublicUrl;
-use crate::config::Config;
+use crate::config::{Config, PopupBinding};
 use crate::metrics::Metrics;
 use crate::providers::ProviderRegistry;
-use crate::session::cookie::{self, CookieSettings};
+use crate::session::cookie::{self, CookieRead, CookieSettings, SessionCookie};
+use crate::session::ticket::Tickets;
 use crate::session::{Keyring, SessionId};
-use crate::store::TokenStore;
+use crate::store::{StoreError, TokenStore};
 
 /// `/connect/` routes.
 pub const CONNECT_PREFIX: &str = "/connect/";
@@ -71,11 +82,15 @@ impl AuthRequest<'_> {
 /// Everything the flow needs, built once from the config.
 pub struct AuthService {
     pub(crate) keys: Keyring,
+    pub(crate) tickets: Tickets,
+    pub(crate) lifetime: std::time::Duration,
+    pub(crate) handoff_ttl: std::time::Duration,
+    pub(crate) binding: PopupBinding,
+    pub(crate) allowed_origins: Vec<String>,
     pub(crate) providers: ProviderRegistry,
     pub(crate) store: Arc<dyn TokenStore>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) cookie: CookieSettings,
-    pub(crate) ticket_ttl: std::time::Duration,
     pub(crate) public: PublicUrl,
     pub(crate) metrics: Metrics,
     pub(crate) refresh_locks: refresh::RefreshLocks,
@@ -91,13 +106,18 @@ impl AuthService {
         hub: Arc<Hub>,
         metrics: Metrics,
     ) -> Self {
+        let keys = Keyring::from_secrets(&config.session.secrets);
         Self {
-            keys: Keyring::from_secrets(&config.session.secrets),
+            tickets: Tickets::new(&keys, config.session.ticket_ttl.get()),
+            keys,
+            lifetime: config.session.lifetime.get(),
+            handoff_ttl: config.session.handoff_ttl.get(),
+            binding: config.session.popup_binding,
+            allowed_origins: config.channel.allowed_origins.clone(),
             providers,
             store,
             hub,
             cookie: CookieSettings::from_config(&config.session),
-            ticket_ttl: config.session.ticket_ttl.get(),
             public: config.server.public_url.clone(),
             metrics,
             refresh_locks: refresh::RefreshLocks::default(),
@@ -111,25 +131,59 @@ impl AuthService {
         self
     }
 
-    /// The session of a request's cookie, if genuine.
-    pub fn session_of(&self, headers: &HeaderMap) -> Option<SessionId> {
-        cookie::session_from_headers(headers, &self.cookie.name, &self.keys)
-    }
-
-    /// The request's session, or a new one with the `Set-Cookie` that establishes it.
-    pub fn ensure_session(&self, headers: &HeaderMap) -> Option<(SessionId, Option<String>)> {
-        if let Some(s) = self.session_of(headers) {
-            return Some((s, None));
+    /// The session of a request's cookie: genuine, unexpired, the only one, and of the session's
+    /// current generation (a value that a rotation replaced counts for nothing). `Err` when the
+    /// store cannot say.
+    pub async fn session_of(&self, headers: &HeaderMap) -> Result<Option<SessionId>, StoreError> {
+        match cookie::read_session_cookie(headers, &self.cookie.name, &self.keys) {
+            CookieRead::Absent => Ok(None),
+            CookieRead::Conflicting => {
+                tracing::warn!("two different session cookies in one request; neither is used");
+                Ok(None)
+            }
+            CookieRead::One(c) => match self.store.session_generation(&c.session).await? {
+                Some(current) if current != c.generation => Ok(None),
+                _ => Ok(Some(c.session)),
+            },
         }
-        let s = SessionId::generate()?;
-        let set = cookie::set_cookie(&s, &self.cookie, &self.keys);
-        Some((s, Some(set)))
     }
 
-    /// `/connect/{provider}/{ticket}` for `session`.
-    pub fn connect_url(&self, provider: &str, session: &SessionId) -> String {
-        let ticket = crate::session::ticket::issue_ticket(&self.keys, session, self.ticket_ttl);
-        format!("{CONNECT_PREFIX}{provider}/{ticket}")
+    /// The request's session, or a new one with the `Set-Cookie` that establishes it; `Ok(None)`
+    /// when the system RNG fails.
+    pub async fn ensure_session(&self, headers: &HeaderMap) -> Result<Option<(SessionId, Option<String>)>, StoreError> {
+        if let Some(s) = self.session_of(headers).await? {
+            return Ok(Some((s, None)));
+        }
+        let Some(s) = SessionId::generate() else { return Ok(None) };
+        Ok(Some((s, Some(self.cookie_for(s, 0)))))
+    }
+
+    /// `Set-Cookie` for `session` at `generation`, alive for `session.lifetime`.
+    fn cookie_for(&self, session: SessionId, generation: u32) -> String {
+        cookie::set_cookie(&SessionCookie::new(session, generation, self.lifetime), &self.cookie, &self.keys)
+    }
+
+    /// Rotates `session`'s cookie: its current value stops counting everywhere; returns the
+    /// `Set-Cookie` of the new one. Tokens, tickets, codes and sockets stay bound to the session.
+    pub(crate) async fn rotate(&self, session: &SessionId) -> Result<String, StoreError> {
+        let generation = self.store.rotate_session(session, self.lifetime).await?;
+        Ok(self.cookie_for(*session, generation))
+    }
+
+    /// `/connect/{provider}/{ticket}` for `session`; `None` when the system RNG fails.
+    pub fn connect_url(&self, provider: &str, session: &SessionId) -> Option<String> {
+        let ticket = self.tickets.issue_connect(session, provider)?;
+        Some(format!("{CONNECT_PREFIX}{provider}/{ticket}"))
+    }
+
+    /// A channel ticket for `session` (joins the status channel where no cookie is sent).
+    pub fn channel_ticket(&self, session: &SessionId) -> Option<String> {
+        self.tickets.issue_channel(session)
+    }
+
+    /// The session of a genuine, unexpired channel ticket.
+    pub fn channel_session(&self, ticket: &str) -> Option<SessionId> {
+        self.tickets.open_channel(ticket).ok()
     }
 
     /// The redirect URI registered at providers: `{public_url}/connect/{provider}/callback`.
@@ -156,7 +210,7 @@ impl AuthService {
         }
     }
 
-    /// The signing keys (for tickets checked by other concerns, such as the channel).
+    /// The signing keys (for Teams user references).
     pub fn keys(&self) -> &Keyring {
         &self.keys
     }

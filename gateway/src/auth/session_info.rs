@@ -7,7 +7,7 @@ use super::{json_reply, with_cookie, AuthRequest, AuthService, Reply};
 impl AuthService {
     /// Answers the session JSON of the design, creating the session (and its cookie) if absent.
     pub async fn session_info(&self, req: &AuthRequest<'_>) -> Reply {
-        let Some((session, set_cookie)) = self.ensure_session(req.headers) else {
+        let Ok(Some((session, set_cookie))) = self.ensure_session(req.headers).await else {
             return json_reply(503, &json!({"error": "temporarily_unavailable"}));
         };
         let mut providers = Map::new();
@@ -35,7 +35,7 @@ impl AuthService {
                 }),
             );
         }
-        let ticket = crate::session::ticket::issue_ticket(&self.keys, &session, self.ticket_ttl);
+        let ticket = self.channel_ticket(&session);
         with_cookie(json_reply(200, &json!({"providers": providers, "ticket": ticket})), set_cookie)
     }
 }

@@ -6,8 +6,17 @@ use std::time::Duration;
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(120);
 /// `session.ticket_ttl`: lifetime of a signed connect ticket.
 pub const DEFAULT_TICKET_TTL: Duration = Duration::from_secs(300);
-/// `session.cookie_name`: name of the signed session cookie.
+/// `session.cookie_name` while `cookie_secure = false` (plain HTTP): the signed session cookie.
 pub const DEFAULT_COOKIE_NAME: &str = "gw_session";
+/// `session.cookie_name` while `cookie_secure = true`: `__Host-` makes browsers refuse it unless
+/// it is `Secure`, `Path=/` and has no `Domain`, so no other host can plant or shadow it.
+pub const DEFAULT_SECURE_COOKIE_NAME: &str = "__Host-gw_session";
+/// `session.lifetime`: how long one session cookie value counts (each sign-in issues a new one).
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// `session.handoff_ttl`: how long a finished sign-in waits for its task pane to redeem it.
+pub const DEFAULT_HANDOFF_TTL: Duration = Duration::from_secs(60);
+/// `session.popup_binding`: a popup's sign-in reaches only the task pane that started it.
+pub const DEFAULT_POPUP_BINDING: &str = "handoff";
 /// `session.cookie_same_site`: `none` so the cookie flows inside the Office iframe.
 pub const DEFAULT_COOKIE_SAME_SITE: &str = "none";
 /// `server.shutdown_grace`: after SIGTERM, how long in-flight requests may run before shutdown.

@@ -122,8 +122,14 @@ pub struct SessionConfig {
     pub secrets: Vec<SessionSecret>,
     /// Absolute token lifetime.
     pub token_ttl: Ttl,
-    /// Connect ticket lifetime.
+    /// Connect and channel ticket lifetime.
     pub ticket_ttl: Ttl,
+    /// Lifetime of one session cookie value.
+    pub lifetime: Ttl,
+    /// Lifetime of a parked sign-in waiting for its handoff code.
+    pub handoff_ttl: Ttl,
+    /// How a popup's sign-in reaches its task pane.
+    pub popup_binding: PopupBinding,
     /// Cookie name.
     pub cookie_name: CookieName,
     /// `Secure`.
@@ -132,6 +138,17 @@ pub struct SessionConfig {
     pub cookie_same_site: SameSite,
     /// `Partitioned`.
     pub cookie_partitioned: bool,
+}
+
+/// `session.popup_binding`: how a popup's sign-in is attached to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PopupBinding {
+    /// Only to the session whose cookie the callback carries, or whose task pane redeems the
+    /// handoff code the completion page gave its opener.
+    Handoff,
+    /// To whatever session the connect ticket names (phishable: a link signs its owner's
+    /// session in as whoever opens it). Explicit opt-in only.
+    Ticket,
 }
 
 /// `[store]`
@@ -197,6 +214,34 @@ pub struct ProviderConfig {
     pub scopes: Vec<String>,
     /// RFC 7009 revocation endpoint.
     pub revocation_url: Option<Url>,
+    /// Who may sign in.
+    pub sign_in: SignInRules,
+}
+
+/// `allowed_*` of a provider: who may sign in. Every list that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignInRules {
+    /// Tenant ids (`tid`); `None` = any (`["*"]` or unset on a single-tenant provider).
+    pub tenants: Option<Vec<String>>,
+    /// Verified email domains, lower-case.
+    pub domains: Vec<String>,
+    /// Email addresses, lower-case.
+    pub emails: Vec<String>,
+    /// Values of `groups` or `roles`.
+    pub groups: Vec<String>,
+}
+
+/// `allow` of a route: who may pass once signed in; any match passes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowRule {
+    /// Email addresses, lower-case.
+    pub emails: Vec<String>,
+    /// Verified email domains, lower-case.
+    pub domains: Vec<String>,
+    /// Values of the `groups` claim.
+    pub groups: Vec<String>,
+    /// Values of the `roles` claim.
+    pub roles: Vec<String>,
 }
 
 /// Which sign-ins grant access to a route.
@@ -219,6 +264,8 @@ pub struct RouteRule {
     pub require: Require,
     /// Forward the access token upstream.
     pub forward_access_token: bool,
+    /// Who may pass; everyone signed in when absent.
+    pub allow: Option<AllowRule>,
 }
 
 /// `[teams]`

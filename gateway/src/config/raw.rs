@@ -126,9 +126,17 @@ pub struct RawSession {
     /// Lifetime of connect tickets.
     #[serde(default = "default_ticket_ttl", with = "humantime_serde")]
     pub ticket_ttl: Duration,
-    /// Session cookie name.
-    #[serde(default = "default_cookie_name")]
-    pub cookie_name: String,
+    /// Session cookie name; `__Host-gw_session` while `cookie_secure`, else `gw_session`.
+    pub cookie_name: Option<String>,
+    /// Lifetime of a session cookie value (a sign-in issues a new one).
+    #[serde(default = "default_session_lifetime", with = "humantime_serde")]
+    pub lifetime: Duration,
+    /// How long a finished sign-in waits for its task pane to redeem the handoff code.
+    #[serde(default = "default_handoff_ttl", with = "humantime_serde")]
+    pub handoff_ttl: Duration,
+    /// `handoff` (default) or `ticket` (attach to the ticket's session: phishable, opt-in).
+    #[serde(default = "default_popup_binding")]
+    pub popup_binding: String,
     /// `Secure` attribute.
     #[serde(default = "default_true")]
     pub cookie_secure: bool,
@@ -189,6 +197,17 @@ pub struct RawProvider {
     pub userinfo_url: Option<String>,
     /// Token revocation endpoint (RFC 7009).
     pub revocation_url: Option<String>,
+    /// Tenants (`tid`) whose users may sign in; `["*"]` for any.
+    pub allowed_tenants: Option<Vec<String>>,
+    /// Verified email domains whose users may sign in.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// Email addresses that may sign in.
+    #[serde(default)]
+    pub allowed_emails: Vec<String>,
+    /// Values of the `groups` or `roles` claim, one of which a user must have to sign in.
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
 }
 
 /// `require` of a route: `"any"` or a list of provider names.
@@ -214,6 +233,26 @@ pub struct RawRoute {
     /// Forward the access token upstream.
     #[serde(default)]
     pub forward_access_token: bool,
+    /// Who may pass, beyond being signed in.
+    pub allow: Option<RawAllow>,
+}
+
+/// `allow` of a route: any match passes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAllow {
+    /// Email addresses.
+    #[serde(default)]
+    pub emails: Vec<String>,
+    /// Verified email domains.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Values of the `groups` claim.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Values of the `roles` claim.
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 /// `[teams]`: the messaging-extension auth loop.
@@ -334,9 +373,18 @@ fn default_token_ttl() -> Duration {
 fn default_ticket_ttl() -> Duration {
     DEFAULT_TICKET_TTL
 }
-fn default_cookie_name() -> String {
-    DEFAULT_COOKIE_NAME.to_owned()
+fn default_session_lifetime() -> Duration {
+    DEFAULT_SESSION_LIFETIME
 }
+
+fn default_handoff_ttl() -> Duration {
+    DEFAULT_HANDOFF_TTL
+}
+
+fn default_popup_binding() -> String {
+    DEFAULT_POPUP_BINDING.to_owned()
+}
+
 fn default_cookie_same_site() -> String {
     DEFAULT_COOKIE_SAME_SITE.to_owned()
 }

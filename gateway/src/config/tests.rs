@@ -26,8 +26,47 @@ fn errors(text: &str) -> String {
 fn minimal_config_loads_with_defaults() {
     let c = load_str(&minimal(""), "t.toml", &env).unwrap();
     assert_eq!(c.session.token_ttl.get(), defaults::DEFAULT_TOKEN_TTL);
-    assert_eq!(c.session.cookie_name.as_str(), "gw_session");
+    assert_eq!(c.session.cookie_name.as_str(), "__Host-gw_session", "Secure cookies get the __Host- prefix");
+    assert_eq!(c.session.popup_binding, PopupBinding::Handoff);
+    assert_eq!(c.session.handoff_ttl.get(), defaults::DEFAULT_HANDOFF_TTL);
     assert!(matches!(c.store, StoreConfig::Memory));
+    let plain = minimal("cookie_secure = false\ncookie_same_site = \"lax\"\ncookie_partitioned = false\n");
+    assert_eq!(load_str(&plain, "t.toml", &env).unwrap().session.cookie_name.as_str(), "gw_session");
+}
+
+#[test]
+fn a_multi_tenant_entra_provider_needs_allowed_tenants_and_prefixed_cookies_need_secure() {
+    let entra = |extra: &str| {
+        minimal(&format!("[providers.entra]\nkind = \"entra\"\ntenant = \"organizations\"\nclient_id = \"x\"\n{extra}"))
+    };
+    let e = errors(&entra(""));
+    assert!(e.contains("providers.entra.allowed_tenants: is required while tenant = \"organizations\""), "{e}");
+    assert!(load_str(&entra("allowed_tenants = [\"*\"]"), "t.toml", &env).is_ok());
+    let c = load_str(&entra("allowed_tenants = [\"72F988BF-0000\"]"), "t.toml", &env).unwrap();
+    assert_eq!(c.providers[0].sign_in.tenants, Some(vec!["72f988bf-0000".to_owned()]));
+    assert!(errors(&entra("allowed_tenants = []")).contains("allowed_tenants: is an empty list"));
+    let single = minimal("[providers.entra]\nkind = \"entra\"\ntenant = \"72f988bf\"\nclient_id = \"x\"\n");
+    assert!(load_str(&single, "t.toml", &env).is_ok(), "a single-tenant provider needs no allowed_tenants");
+    let e = errors(&minimal(
+        "cookie_secure = false\ncookie_same_site = \"lax\"\ncookie_partitioned = false\ncookie_name = \"__Host-x\"\n",
+    ));
+    assert!(e.contains("session.cookie_name: \"__Host-x\" needs cookie_secure = true"), "{e}");
+    assert!(errors(&minimal("popup_binding = \"link\"\n")).contains("session.popup_binding: \"link\" is not valid"));
+}
+
+#[test]
+fn a_route_allow_rule_must_name_someone() {
+    let route = |allow: &str| {
+        minimal(&format!(
+            "[providers.dev]\nkind = \"dev\"\n[[routes]]\nprefix = \"/admin/\"\nrequire = [\"dev\"]\nallow = {allow}\n"
+        ))
+    };
+    let e = errors(&route("{}"));
+    assert!(e.contains("routes[0].allow: lists nobody"), "{e}");
+    let c = load_str(&route("{ domains = [\"Contoso.COM\"], roles = [\"Admin\"] }"), "t.toml", &env).unwrap();
+    let allow = c.routes[0].allow.clone().unwrap();
+    assert_eq!((allow.domains, allow.roles), (vec!["contoso.com".to_owned()], vec!["Admin".to_owned()]));
+    assert!(errors(&route("{ emails = [\"not-an-email\"] }")).contains("\"not-an-email\" is not an email address"));
 }
 
 #[test]
@@ -121,7 +160,10 @@ fn annotated_example_shows_the_defaults() {
     assert_eq!(raw.upstream.idle_timeout, DEFAULT_UPSTREAM_IDLE_TIMEOUT);
     assert_eq!(raw.session.token_ttl, DEFAULT_TOKEN_TTL);
     assert_eq!(raw.session.ticket_ttl, DEFAULT_TICKET_TTL);
-    assert_eq!(raw.session.cookie_name, DEFAULT_COOKIE_NAME);
+    assert_eq!(raw.session.cookie_name, None, "the default name depends on cookie_secure");
+    assert_eq!(raw.session.lifetime, DEFAULT_SESSION_LIFETIME);
+    assert_eq!(raw.session.handoff_ttl, DEFAULT_HANDOFF_TTL);
+    assert_eq!(raw.session.popup_binding, DEFAULT_POPUP_BINDING);
     assert_eq!(raw.session.cookie_same_site, DEFAULT_COOKIE_SAME_SITE);
     assert_eq!(raw.store.kind, DEFAULT_STORE_KIND);
     assert_eq!(raw.store.key_prefix, DEFAULT_KEY_PREFIX);

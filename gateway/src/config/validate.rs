@@ -9,6 +9,7 @@ use http::{HeaderName, Method};
 use ipnet::IpNet;
 use url::Url;
 
+use super::defaults::{DEFAULT_COOKIE_NAME, DEFAULT_SECURE_COOKIE_NAME};
 use super::error::ConfigError;
 use super::model::*;
 use super::raw::*;
@@ -186,7 +187,24 @@ fn session(raw: &RawSession, ctx: &Context<'_>, p: &mut Problems) -> Option<Sess
         let resolved = secret::resolve(reference, ctx.env, ctx.base_dir).and_then(SessionSecret::parse);
         secrets.extend(p.check(key, resolved));
     }
-    let cookie_name = p.check("session.cookie_name", CookieName::parse(&raw.cookie_name));
+    let default_name = if raw.cookie_secure { DEFAULT_SECURE_COOKIE_NAME } else { DEFAULT_COOKIE_NAME };
+    let name_text = raw.cookie_name.as_deref().unwrap_or(default_name);
+    let cookie_name = p.check("session.cookie_name", CookieName::parse(name_text));
+    let lower = name_text.to_ascii_lowercase();
+    if !raw.cookie_secure && (lower.starts_with("__host-") || lower.starts_with("__secure-")) {
+        p.add(
+            "session.cookie_name",
+            format!("\"{name_text}\" needs cookie_secure = true (browsers drop a prefixed cookie without Secure)"),
+        );
+    }
+    let popup_binding = match raw.popup_binding.as_str() {
+        "handoff" => Some(PopupBinding::Handoff),
+        "ticket" => Some(PopupBinding::Ticket),
+        other => {
+            p.add("session.popup_binding", format!("\"{other}\" is not valid; use \"handoff\" or \"ticket\""));
+            None
+        }
+    };
     let same_site = p.check("session.cookie_same_site", SameSite::parse(&raw.cookie_same_site));
     if !raw.cookie_secure && same_site == Some(SameSite::None) {
         p.add(
@@ -203,6 +221,9 @@ fn session(raw: &RawSession, ctx: &Context<'_>, p: &mut Problems) -> Option<Sess
         secrets,
         token_ttl: p.check("session.token_ttl", Ttl::new(raw.token_ttl))?,
         ticket_ttl: p.check("session.ticket_ttl", Ttl::new(raw.ticket_ttl))?,
+        lifetime: p.check("session.lifetime", Ttl::new(raw.lifetime))?,
+        handoff_ttl: p.check("session.handoff_ttl", Ttl::new(raw.handoff_ttl))?,
+        popup_binding: popup_binding?,
         cookie_name: cookie_name?,
         cookie_secure: raw.cookie_secure,
         cookie_same_site: same_site?,
@@ -327,6 +348,7 @@ fn providers(
         if rp.tenant.is_some() && rp.kind != "entra" {
             p.add(format!("{base}.tenant"), "is only used with kind = \"entra\"");
         }
+        let sign_in = sign_in_rules(&base, rp, p);
         let is_dev = rp.kind == "dev";
         let client_id = match &rp.client_id {
             Some(id) if !id.trim().is_empty() => Some(id.clone()),
@@ -357,10 +379,102 @@ fn providers(
                 client_secret,
                 scopes,
                 revocation_url,
+                sign_in,
             });
         }
     }
     out
+}
+
+/// Entra tenants that admit users of many organisations (or personal accounts).
+const MULTI_TENANT: [&str; 3] = ["common", "organizations", "consumers"];
+
+/// `allowed_*` of a provider. A multi-tenant Entra provider must say which tenants it admits:
+/// without that, any Microsoft account anywhere could sign in.
+fn sign_in_rules(base: &str, rp: &RawProvider, p: &mut Problems) -> SignInRules {
+    let multi_tenant = rp.kind == "entra"
+        && MULTI_TENANT.contains(&rp.tenant.as_deref().unwrap_or("common").to_ascii_lowercase().as_str());
+    let tenants = match &rp.allowed_tenants {
+        None if multi_tenant => {
+            p.add(
+                format!("{base}.allowed_tenants"),
+                format!(
+                    "is required while tenant = \"{}\" (any Microsoft account could sign in); list tenant ids, or [\"*\"] to admit any tenant on purpose",
+                    rp.tenant.as_deref().unwrap_or("common")
+                ),
+            );
+            None
+        }
+        None => None,
+        Some(list) if list.is_empty() => {
+            p.add(format!("{base}.allowed_tenants"), "is an empty list; list tenant ids, or [\"*\"] for any tenant");
+            None
+        }
+        Some(list) if list.iter().any(|t| t == "*") => {
+            if list.len() > 1 {
+                p.add(
+                    format!("{base}.allowed_tenants"),
+                    "\"*\" admits every tenant; it cannot be combined with tenant ids",
+                );
+            }
+            None
+        }
+        Some(list) => Some(list.iter().map(|t| t.trim().to_ascii_lowercase()).collect()),
+    };
+    if rp.allowed_tenants.is_some() && !matches!(rp.kind.as_str(), "entra" | "oidc") {
+        p.add(format!("{base}.allowed_tenants"), "is only used with kind = \"entra\" or \"oidc\" (the `tid` claim)");
+    }
+    if !rp.allowed_groups.is_empty() && !matches!(rp.kind.as_str(), "entra" | "oidc" | "dev") {
+        p.add(format!("{base}.allowed_groups"), "needs an ID token with `groups` or `roles` (kind entra, oidc or dev)");
+    }
+    SignInRules {
+        tenants,
+        domains: lower_domains(&format!("{base}.allowed_domains"), &rp.allowed_domains, p),
+        emails: lower_emails(&format!("{base}.allowed_emails"), &rp.allowed_emails, p),
+        groups: rp.allowed_groups.clone(),
+    }
+}
+
+fn lower_domains(key: &str, list: &[String], p: &mut Problems) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in list {
+        let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
+        if d.is_empty() || d.contains('@') || d.contains('/') || d.contains(' ') {
+            p.add(key, format!("\"{d}\" is not a domain, as in \"contoso.com\""));
+        } else {
+            out.push(d);
+        }
+    }
+    out
+}
+
+fn lower_emails(key: &str, list: &[String], p: &mut Problems) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in list {
+        let e = e.trim().to_ascii_lowercase();
+        if e.split('@').count() != 2 || e.starts_with('@') || e.ends_with('@') {
+            p.add(key, format!("\"{e}\" is not an email address"));
+        } else {
+            out.push(e);
+        }
+    }
+    out
+}
+
+fn allow_rule(base: &str, raw: &RawAllow, p: &mut Problems) -> AllowRule {
+    let rule = AllowRule {
+        emails: lower_emails(&format!("{base}.allow.emails"), &raw.emails, p),
+        domains: lower_domains(&format!("{base}.allow.domains"), &raw.domains, p),
+        groups: raw.groups.clone(),
+        roles: raw.roles.clone(),
+    };
+    if raw.emails.is_empty() && raw.domains.is_empty() && raw.groups.is_empty() && raw.roles.is_empty() {
+        p.add(
+            format!("{base}.allow"),
+            "lists nobody, so nobody would pass; remove it or name emails, domains, groups or roles",
+        );
+    }
+    rule
 }
 
 fn default_scopes(kind: &str) -> Vec<String> {
@@ -407,7 +521,14 @@ fn route(i: usize, raw: &RawRoute, names: &[ProviderName], p: &mut Problems) -> 
             Require::Providers(out)
         }
     };
-    Some(RouteRule { prefix: raw.prefix.clone(), methods, require, forward_access_token: raw.forward_access_token })
+    let allow = raw.allow.as_ref().map(|a| allow_rule(&base, a, p));
+    Some(RouteRule {
+        prefix: raw.prefix.clone(),
+        methods,
+        require,
+        forward_access_token: raw.forward_access_token,
+        allow,
+    })
 }
 
 fn unknown_provider(name: &str, names: &[ProviderName]) -> String {

@@ -118,6 +118,8 @@ pub struct Provider {
     client_secret: Option<SecretString>,
     /// Scopes requested.
     pub scopes: Vec<String>,
+    /// Who may sign in (`allowed_*`).
+    pub sign_in: crate::config::SignInRules,
     source: Source,
     revocation_override: Option<Url>,
     resolved: OnceCell<Arc<Resolved>>,
@@ -149,6 +151,7 @@ impl Provider {
             client_id: cfg.client_id.clone(),
             client_secret: cfg.client_secret.clone(),
             scopes: cfg.scopes.clone(),
+            sign_in: cfg.sign_in.clone(),
             source,
             revocation_override: cfg.revocation_url.clone(),
             resolved: OnceCell::new(),

@@ -85,6 +85,7 @@ pub async fn from_userinfo(
         email,
         preferred_username: info.preferred_username.or(info.login),
         name: info.name,
+        ..Identity::new(provider.clone(), String::new())
     })
 }
 
@@ -119,5 +120,6 @@ pub async fn from_github(
         email,
         preferred_username: Some(user.login),
         name: user.name,
+        ..Identity::new(provider.clone(), String::new())
     })
 }

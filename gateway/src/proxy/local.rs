@@ -11,6 +11,8 @@ use crate::auth::AuthRequest;
 
 /// Largest request body a gateway route reads (login form, logout).
 pub(super) const MAX_LOCAL_BODY: usize = 16 * 1024;
+/// Largest handoff body (`{"code": "..."}` is under 100 bytes).
+const MAX_HANDOFF_BODY: usize = 1024;
 
 /// Reads the request body up to [`MAX_LOCAL_BODY`]; `None` when it is larger.
 async fn read_body(session: &mut Session) -> pingora::Result<Option<Bytes>> {
@@ -43,6 +45,10 @@ impl Gateway {
                 Some(b) => b,
                 None => return respond::write(session, respond::too_large()).await,
             },
+            Route::Handoff if method == http::Method::POST => match read_bounded(session, MAX_HANDOFF_BODY).await? {
+                Some(b) => b,
+                None => return respond::write(session, respond::too_large()).await,
+            },
             _ => Bytes::new(),
         };
         let headers = session.req_header().headers.clone();
@@ -64,6 +70,8 @@ impl Gateway {
             },
             Route::Logout if method == http::Method::POST => live.auth.logout(&req).await,
             Route::Logout => respond::method_not_allowed("POST"),
+            Route::Handoff if method == http::Method::POST => live.auth.redeem_handoff(&req).await,
+            Route::Handoff => respond::method_not_allowed("POST"),
             Route::DevIdp(rest) => match &live.dev_idp {
                 Some(dev) => dev.handle(&method, rest, req.query, &req.body).await,
                 None => respond::not_found(),

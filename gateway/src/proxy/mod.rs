@@ -184,10 +184,9 @@ impl Gateway {
         let ticket = req.uri.query().and_then(|q| {
             url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "ticket").map(|(_, v)| v.into_owned())
         });
-        let sid = live
-            .auth
-            .session_of(&req.headers)
-            .or_else(|| ticket.and_then(|t| crate::session::ticket::verify_ticket(live.auth.keys(), &t).ok()));
+        // A store outage joins by ticket only: the socket still hears events of a ticket's session.
+        let from_cookie = live.auth.session_of(&req.headers).await.ok().flatten();
+        let sid = from_cookie.or_else(|| ticket.and_then(|t| live.auth.channel_session(&t)));
         // Channel connections idle for long by design; the channel server pings and times out.
         session.set_read_timeout(None);
         if session.is_upgrade_req() {
@@ -255,7 +254,7 @@ impl Gateway {
         let watch = match ctx.tokens.as_ref().map(|t| t.identity.provider.clone()) {
             None => None,
             Some(provider) => {
-                let Some(sid) = live.auth.session_of(&session.req_header().headers) else {
+                let Ok(Some(sid)) = live.auth.session_of(&session.req_header().headers).await else {
                     // Tokens come only from a session cookie, so this cannot happen; refuse rather than relay unwatched.
                     return respond::write(session, respond::proxy_failure(502, true)).await;
                 };

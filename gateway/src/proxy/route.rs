@@ -5,6 +5,7 @@
 //! bot path is the exception: it guards an upstream, so it is matched like a route rule.
 
 use crate::auth::dev_idp::DEV_PREFIX;
+use crate::auth::handoff::HANDOFF_PATH;
 use crate::auth::{CONNECT_PREFIX, LOGOUT_PATH, SESSION_PATH};
 use crate::channel::server::EVENTS_PATH;
 
@@ -37,6 +38,8 @@ pub enum Route<'a> {
     },
     /// Logout.
     Logout,
+    /// A task pane redeeming a handoff code.
+    Handoff,
     /// The status channel (WebSocket or SSE).
     Events,
     /// The socket.io status channel.
@@ -62,6 +65,7 @@ impl Route<'_> {
             Route::Connect { .. } => "connect",
             Route::Callback { .. } => "callback",
             Route::Logout => "logout",
+            Route::Handoff => "handoff",
             Route::Events => "events",
             Route::SocketIo => "socketio",
             Route::ClientJs => "client_js",
@@ -88,6 +92,7 @@ pub fn classify_with<'a>(path: &'a str, socketio: Option<&str>, bot: Option<&str
         HEALTH_PATH => return Route::Health,
         SESSION_PATH => return Route::Session,
         LOGOUT_PATH => return Route::Logout,
+        HANDOFF_PATH => return Route::Handoff,
         EVENTS_PATH => return Route::Events,
         CLIENT_JS_PATH => return Route::ClientJs,
         _ => {}
@@ -142,6 +147,8 @@ mod tests {
         assert_eq!(classify("/connect/entra/callback"), Route::Callback { provider: "entra" });
         assert_eq!(classify("/connect/entra/abc.def"), Route::Connect { provider: "entra", ticket: "abc.def" });
         assert_eq!(classify("/connect/logout"), Route::Logout);
+        assert_eq!(classify("/_gateway/handoff"), Route::Handoff);
+        assert_eq!(classify("/_gateway/handoff/"), Route::NotFound);
         assert_eq!(classify("/connect//x"), Route::NotFound);
         assert_eq!(classify("/connect/a/b/c"), Route::NotFound);
         assert_eq!(classify("/_gateway/health/../api"), Route::NotFound);

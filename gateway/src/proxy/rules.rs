@@ -191,6 +191,7 @@ mod tests {
             methods,
             require: Require::Any,
             forward_access_token: false,
+            allow: None,
         };
         let rules = RouteRules::new(vec![rule("/api/", None), rule("/api/admin", Some(vec![Method::POST]))]);
         assert_eq!(rules.find("/api/x", &Method::GET).unwrap().prefix, "/api/");
@@ -209,6 +210,7 @@ mod tests {
             methods: Some(methods),
             require: Require::Any,
             forward_access_token: false,
+            allow: None,
         };
         let rules = RouteRules::new(vec![rule("/items/", vec![Method::DELETE]), rule("/reports/", vec![Method::GET])]);
         let none = HeaderMap::new();

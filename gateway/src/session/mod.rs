@@ -1,10 +1,12 @@
-//! Sessions: random ids, the signed session cookie and signed connect tickets.
+//! Sessions: random ids, the signed session cookie, sealed tickets and the keys behind them.
 //!
 //! # Invariants
-//! A session id comes only from the CSPRNG and reaches a browser only inside a signed value;
-//! any unsigned, forged or retired-key value is treated as no session at all.
+//! A session id comes only from the CSPRNG and reaches a browser only inside a signed cookie
+//! (which its holder may read) or a sealed ticket (which nobody can read); any unsigned, forged,
+//! expired or retired-key value is treated as no session at all.
 
 pub mod cookie;
+pub mod sealing;
 pub mod signing;
 pub mod ticket;
 

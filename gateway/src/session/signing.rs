@@ -17,8 +17,8 @@ pub const MAX_SIGNED_LEN: usize = 1024;
 pub enum Purpose {
     /// The session cookie.
     SessionCookie,
-    /// A connect or channel ticket.
-    Ticket,
+    /// The store key of a handoff code (the code itself is never stored).
+    HandoffCode,
     /// A Teams user reference in a popup URL.
     TeamsUser,
 }
@@ -27,7 +27,7 @@ impl Purpose {
     fn label(self) -> &'static [u8] {
         match self {
             Purpose::SessionCookie => b"gateway/session-cookie/v1\0",
-            Purpose::Ticket => b"gateway/ticket/v1\0",
+            Purpose::HandoffCode => b"gateway/handoff-code/v1\0",
             Purpose::TeamsUser => b"gateway/teams-user/v1\0",
         }
     }
@@ -90,6 +90,15 @@ impl Keyring {
         }
     }
 
+    /// The tag of `payload` for `purpose` under the newest key, as base64url: a lookup key for
+    /// a secret that must not be stored as itself.
+    pub fn digest(&self, purpose: Purpose, payload: &[u8]) -> String {
+        self.keys
+            .first()
+            .map(|key| URL_SAFE_NO_PAD.encode(Self::tag(key, purpose, payload).as_ref()))
+            .unwrap_or_default()
+    }
+
     /// A 32-byte key for `label` derived from the newest secret (HMAC as a PRF), e.g. for sealing.
     pub fn derive(&self, label: &[u8]) -> Option<[u8; 32]> {
         let key = self.keys.first()?;
@@ -136,8 +145,8 @@ mod tests {
     #[test]
     fn signed_value_verifies_only_for_its_purpose() {
         let k = keyring(&[A]);
-        let s = k.sign(Purpose::Ticket, b"hello");
-        assert_eq!(k.verify(Purpose::Ticket, &s).unwrap(), b"hello");
+        let s = k.sign(Purpose::HandoffCode, b"hello");
+        assert_eq!(k.verify(Purpose::HandoffCode, &s).unwrap(), b"hello");
         assert_eq!(k.verify(Purpose::SessionCookie, &s), Err(SignatureError::BadSignature));
     }
 
@@ -156,11 +165,11 @@ mod tests {
     #[test]
     fn tampered_and_malformed_values_are_refused() {
         let k = keyring(&[A]);
-        let s = k.sign(Purpose::Ticket, b"hello");
+        let s = k.sign(Purpose::HandoffCode, b"hello");
         let tampered = format!("{}{}", URL_SAFE_NO_PAD.encode(b"hellO"), &s[s.find('.').unwrap()..]);
-        assert_eq!(k.verify(Purpose::Ticket, &tampered), Err(SignatureError::BadSignature));
-        assert_eq!(k.verify(Purpose::Ticket, "no-dot"), Err(SignatureError::Malformed));
-        assert_eq!(k.verify(Purpose::Ticket, "!!.??"), Err(SignatureError::Malformed));
-        assert_eq!(k.verify(Purpose::Ticket, &"a".repeat(5000)), Err(SignatureError::Malformed));
+        assert_eq!(k.verify(Purpose::HandoffCode, &tampered), Err(SignatureError::BadSignature));
+        assert_eq!(k.verify(Purpose::HandoffCode, "no-dot"), Err(SignatureError::Malformed));
+        assert_eq!(k.verify(Purpose::HandoffCode, "!!.??"), Err(SignatureError::Malformed));
+        assert_eq!(k.verify(Purpose::HandoffCode, &"a".repeat(5000)), Err(SignatureError::Malformed));
     }
 }

@@ -8,7 +8,7 @@ use moka::future::Cache;
 use moka::notification::RemovalCause as MokaCause;
 use tokio::sync::broadcast;
 
-use super::{FlowRecord, Removal, RemovalCause, SinceSignIn, StoreError, StoredTokens, TokenStore, FLOW_TTL};
+use super::{FlowRecord, Handoff, Removal, RemovalCause, SinceSignIn, StoreError, StoredTokens, TokenStore, FLOW_TTL};
 use crate::config::types::ProviderName;
 use crate::session::SessionId;
 
@@ -16,13 +16,58 @@ use crate::session::SessionId;
 pub const MAX_TOKEN_ENTRIES: u64 = 1_000_000;
 /// Most login transactions in flight.
 pub const MAX_FLOWS: u64 = 200_000;
+/// Most rotated sessions remembered (one small entry each).
+pub const MAX_GENERATIONS: u64 = 1_000_000;
+/// Most handoffs waiting and tickets remembered as used.
+pub const MAX_HANDOFFS: u64 = 200_000;
 
 type Key = (SessionId, ProviderName);
+
+/// A value that lives for its own `ttl` from its last write.
+struct Timed<T> {
+    value: T,
+    ttl: Duration,
+}
+
+struct OwnTtl;
+
+impl<K, T> moka::Expiry<K, Arc<Timed<T>>> for OwnTtl {
+    fn expire_after_create(&self, _k: &K, v: &Arc<Timed<T>>, _now: std::time::Instant) -> Option<Duration> {
+        Some(v.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _k: &K,
+        v: &Arc<Timed<T>>,
+        _now: std::time::Instant,
+        _current: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(v.ttl)
+    }
+}
+
+fn timed_cache<K, T>(capacity: u64) -> Cache<K, Arc<Timed<T>>>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    T: Send + Sync + 'static,
+{
+    Cache::builder().max_capacity(capacity).expire_after(OwnTtl).build()
+}
+
+/// A handoff and its deadline (moka's `remove` may still return an entry past its lifetime).
+struct ParkedHandoff {
+    until: std::time::Instant,
+    slot: std::sync::Mutex<Option<Handoff>>,
+}
 
 /// Tokens and transactions in this process.
 pub struct MemoryStore {
     tokens: Cache<Key, Arc<StoredTokens>>,
     flows: Cache<String, Arc<FlowRecord>>,
+    generations: Cache<SessionId, Arc<Timed<u32>>>,
+    handoffs: Cache<String, Arc<Timed<ParkedHandoff>>>,
+    claims: Cache<String, Arc<Timed<()>>>,
     removals: broadcast::Sender<Removal>,
 }
 
@@ -44,7 +89,14 @@ impl MemoryStore {
             })
             .build();
         let flows = Cache::builder().max_capacity(MAX_FLOWS).time_to_live(FLOW_TTL).build();
-        Self { tokens, flows, removals }
+        Self {
+            tokens,
+            flows,
+            generations: timed_cache(MAX_GENERATIONS),
+            handoffs: timed_cache(MAX_HANDOFFS),
+            claims: timed_cache(MAX_HANDOFFS),
+            removals,
+        }
     }
 }
 
@@ -93,6 +145,46 @@ impl TokenStore for MemoryStore {
         Ok(self.flows.remove(state).await.map(|f| Arc::try_unwrap(f).unwrap_or_else(|a| clone_flow(&a))))
     }
 
+    async fn session_generation(&self, session: &SessionId) -> Result<Option<u32>, StoreError> {
+        Ok(self.generations.get(session).await.map(|t| t.value))
+    }
+
+    async fn rotate_session(&self, session: &SessionId, keep_for: Duration) -> Result<u32, StoreError> {
+        let entry = self
+            .generations
+            .entry(*session)
+            .and_upsert_with(|old| {
+                let next = old.map_or(1, |e| e.into_value().value.wrapping_add(1));
+                std::future::ready(Arc::new(Timed { value: next, ttl: keep_for }))
+            })
+            .await;
+        Ok(entry.into_value().value)
+    }
+
+    async fn put_handoff(&self, key: &str, handoff: Handoff, ttl: Duration) -> Result<(), StoreError> {
+        let parked = ParkedHandoff { until: std::time::Instant::now() + ttl, slot: std::sync::Mutex::new(Some(handoff)) };
+        let value = Arc::new(Timed { value: parked, ttl });
+        self.handoffs.insert(key.to_owned(), value).await;
+        Ok(())
+    }
+
+    async fn take_handoff(&self, key: &str) -> Result<Option<Handoff>, StoreError> {
+        // `remove` is atomic, and the slot is emptied as well, so a clone of the Arc that
+        // another task still holds yields nothing.
+        let Some(parked) = self.handoffs.remove(key).await else { return Ok(None) };
+        if parked.value.until <= std::time::Instant::now() {
+            return Ok(None);
+        }
+        let taken = parked.value.slot.lock().ok().and_then(|mut slot| slot.take());
+        Ok(taken)
+    }
+
+    async fn claim_once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let entry =
+            self.claims.entry(key.to_owned()).or_insert_with(async { Arc::new(Timed { value: (), ttl }) }).await;
+        Ok(entry.is_fresh())
+    }
+
     fn removals(&self) -> broadcast::Receiver<Removal> {
         self.removals.subscribe()
     }
@@ -100,6 +192,9 @@ impl TokenStore for MemoryStore {
     async fn run_maintenance(&self) {
         self.tokens.run_pending_tasks().await;
         self.flows.run_pending_tasks().await;
+        self.handoffs.run_pending_tasks().await;
+        self.claims.run_pending_tasks().await;
+        self.generations.run_pending_tasks().await;
     }
 
     fn token_count(&self) -> u64 {
@@ -127,13 +222,7 @@ mod tests {
 
     fn tokens(provider: &ProviderName) -> StoredTokens {
         StoredTokens {
-            identity: Identity {
-                provider: provider.clone(),
-                subject: "u1".into(),
-                email: None,
-                preferred_username: None,
-                name: None,
-            },
+            identity: Identity::new(provider.clone(), "u1".into()),
             access_token: SecretString::from("at".to_owned()),
             refresh_token: None,
             access_expires_at: None,
@@ -163,6 +252,30 @@ mod tests {
         }
         let r = got.expect("no removal reported within 4 s");
         assert_eq!((r.session, r.provider, r.cause), (s, p, RemovalCause::Expired));
+    }
+
+    #[tokio::test]
+    async fn generations_rotate_handoffs_are_taken_once_and_claims_hold_once() {
+        let store = MemoryStore::new(Duration::from_secs(60));
+        let s = SessionId::generate().unwrap();
+        assert_eq!(store.session_generation(&s).await.unwrap(), None);
+        assert_eq!(store.rotate_session(&s, Duration::from_secs(60)).await.unwrap(), 1);
+        assert_eq!(store.rotate_session(&s, Duration::from_secs(60)).await.unwrap(), 2);
+        assert_eq!(store.session_generation(&s).await.unwrap(), Some(2));
+
+        let p = ProviderName::parse("dev").unwrap();
+        let handoff = Handoff { session: s, tokens: tokens(&p) };
+        store.put_handoff("k", handoff, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(store.take_handoff("k").await.unwrap().map(|h| h.session), Some(s));
+        assert!(store.take_handoff("k").await.unwrap().is_none(), "a handoff was taken twice");
+        let short = Handoff { session: s, tokens: tokens(&p) };
+        store.put_handoff("short", short, Duration::from_millis(100)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(store.take_handoff("short").await.unwrap().is_none(), "an expired handoff was taken");
+
+        assert!(store.claim_once("t", Duration::from_secs(60)).await.unwrap());
+        assert!(!store.claim_once("t", Duration::from_secs(60)).await.unwrap());
+        assert!(store.claim_once("u", Duration::from_secs(60)).await.unwrap());
     }
 
     #[tokio::test]

@@ -35,9 +35,29 @@ pub struct Identity {
     pub preferred_username: Option<String>,
     /// Display name.
     pub name: Option<String>,
+    /// Entra tenant id (`tid`), when the provider names one.
+    pub tenant: Option<String>,
+    /// Values of the `groups` claim.
+    pub groups: Vec<String>,
+    /// Values of the `roles` claim (app roles).
+    pub roles: Vec<String>,
 }
 
 impl Identity {
+    /// An identity with only a subject and a name (providers that say nothing else).
+    pub fn new(provider: ProviderName, subject: String) -> Self {
+        Self {
+            provider,
+            subject,
+            email: None,
+            preferred_username: None,
+            name: None,
+            tenant: None,
+            groups: Vec::new(),
+            roles: Vec::new(),
+        }
+    }
+
     /// The best name to show a person.
     pub fn display_name(&self) -> &str {
         self.name.as_deref().or(self.preferred_username.as_deref()).or(self.email.as_deref()).unwrap_or(&self.subject)
@@ -74,6 +94,15 @@ pub struct FlowRecord {
     pub opener: Opener,
     /// The Teams user this sign-in is for (messaging-extension loop), instead of a browser session.
     pub teams_user: Option<String>,
+}
+
+/// A finished sign-in waiting for the task pane that asked for it to redeem its handoff code.
+#[derive(Debug)]
+pub struct Handoff {
+    /// The session the sign-in was started for; only its cookie may redeem the code.
+    pub session: SessionId,
+    /// The result.
+    pub tokens: StoredTokens,
 }
 
 /// What opened the popup, so the completion page knows whom to tell.
@@ -140,6 +169,20 @@ pub trait TokenStore: Send + Sync {
     async fn put_flow(&self, state: &str, flow: FlowRecord) -> Result<(), StoreError>;
     /// Takes (and so consumes) the transaction of `state`; `None` when unknown, expired or used.
     async fn take_flow(&self, state: &str) -> Result<Option<FlowRecord>, StoreError>;
+    /// The current cookie generation of `session`, `None` while it has never rotated (or its
+    /// record outlived `session.lifetime`, when every older cookie has expired too).
+    async fn session_generation(&self, session: &SessionId) -> Result<Option<u32>, StoreError>;
+    /// Moves `session` to its next cookie generation and returns it; the record is kept for
+    /// `keep_for` (the cookie lifetime), on every instance sharing the store.
+    async fn rotate_session(&self, session: &SessionId, keep_for: Duration) -> Result<u32, StoreError>;
+    /// Parks a finished sign-in under `key` (the digest of its handoff code) for `ttl`.
+    async fn put_handoff(&self, key: &str, handoff: Handoff, ttl: Duration) -> Result<(), StoreError>;
+    /// Takes (and so consumes) the sign-in parked under `key`; `None` when unknown, expired or
+    /// already taken. Of two concurrent takes, exactly one gets it.
+    async fn take_handoff(&self, key: &str) -> Result<Option<Handoff>, StoreError>;
+    /// Records `key` as used for `ttl`: `true` the first time, `false` while it is recorded
+    /// (single-use tickets, on every instance sharing the store).
+    async fn claim_once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
     /// Token removals from now on.
     fn removals(&self) -> broadcast::Receiver<Removal>;
     /// Runs housekeeping (expiry notifications); called every second by a background task.

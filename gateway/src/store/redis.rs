@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch, OnceCell};
 
 use super::sealed::Sealer;
-use super::{FlowRecord, Identity, Opener, Removal, RemovalCause, StoreError, StoredTokens, TokenStore, FLOW_TTL};
+use super::{
+    FlowRecord, Handoff, Identity, Opener, Removal, RemovalCause, StoreError, StoredTokens, TokenStore, FLOW_TTL,
+};
 use crate::channel::hub::Relay;
 use crate::channel::{Hub, StatusEvent};
 use crate::config::types::ProviderName;
@@ -42,8 +44,13 @@ pub struct RedisStore {
     timeout: Duration,
     token_ttl: Duration,
     l1: Cache<(SessionId, ProviderName), Arc<StoredTokens>>,
+    /// Cookie generations (`None`: never rotated), coherent through the `inv` channel.
+    generations_l1: Cache<SessionId, Option<u32>>,
     removals: broadcast::Sender<Removal>,
 }
+
+/// What an `inv` message names instead of a provider when a session's cookie rotated.
+const GENERATION_MARK: &str = "#generation";
 
 #[derive(Serialize, Deserialize)]
 struct WireTokens {
@@ -56,6 +63,57 @@ struct WireTokens {
     refresh_token: Option<String>,
     access_expires_ms: Option<u64>,
     signed_in_ms: u64,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+impl WireTokens {
+    fn from_tokens(tokens: &StoredTokens) -> Self {
+        let i = &tokens.identity;
+        Self {
+            provider: i.provider.to_string(),
+            subject: i.subject.clone(),
+            email: i.email.clone(),
+            preferred_username: i.preferred_username.clone(),
+            name: i.name.clone(),
+            access_token: tokens.access_token.expose_secret().to_owned(),
+            refresh_token: tokens.refresh_token.as_ref().map(|r| r.expose_secret().to_owned()),
+            access_expires_ms: tokens.access_expires_at.map(ms),
+            signed_in_ms: ms(tokens.signed_in_at),
+            tenant: i.tenant.clone(),
+            groups: i.groups.clone(),
+            roles: i.roles.clone(),
+        }
+    }
+
+    fn into_tokens(self) -> Option<StoredTokens> {
+        Some(StoredTokens {
+            identity: Identity {
+                provider: ProviderName::parse(&self.provider).ok()?,
+                subject: self.subject,
+                email: self.email,
+                preferred_username: self.preferred_username,
+                name: self.name,
+                tenant: self.tenant,
+                groups: self.groups,
+                roles: self.roles,
+            },
+            access_token: SecretString::from(self.access_token),
+            refresh_token: self.refresh_token.map(SecretString::from),
+            access_expires_at: self.access_expires_ms.map(from_ms),
+            signed_in_at: from_ms(self.signed_in_ms),
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireHandoff {
+    session: String,
+    tokens: WireTokens,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -127,6 +185,7 @@ impl RedisStore {
         let client = redis::Client::open(url).map_err(unavailable)?;
         let (removals, _) = broadcast::channel(1024);
         let l1 = Cache::builder().max_capacity(100_000).time_to_live(L1_TTL.min(token_ttl)).build();
+        let generations_l1 = Cache::builder().max_capacity(100_000).time_to_live(L1_TTL).build();
         Ok(Self {
             client,
             conn: OnceCell::new(),
@@ -135,6 +194,7 @@ impl RedisStore {
             timeout,
             token_ttl,
             l1,
+            generations_l1,
             removals,
         })
     }
@@ -172,20 +232,11 @@ impl RedisStore {
 
     fn decode_tokens(&self, key: &str, sealed: &[u8]) -> Option<StoredTokens> {
         let plain = self.sealer.open(key, sealed)?;
-        let w: WireTokens = serde_json::from_slice(&plain).ok()?;
-        Some(StoredTokens {
-            identity: Identity {
-                provider: ProviderName::parse(&w.provider).ok()?,
-                subject: w.subject,
-                email: w.email,
-                preferred_username: w.preferred_username,
-                name: w.name,
-            },
-            access_token: SecretString::from(w.access_token),
-            refresh_token: w.refresh_token.map(SecretString::from),
-            access_expires_at: w.access_expires_ms.map(from_ms),
-            signed_in_at: from_ms(w.signed_in_ms),
-        })
+        serde_json::from_slice::<WireTokens>(&plain).ok()?.into_tokens()
+    }
+
+    fn generation_key(&self, session: &SessionId) -> String {
+        format!("{}g:{}", self.prefix, session.storage_key())
     }
 
     async fn invalidate_everywhere(&self, session: &SessionId, provider: &ProviderName) {
@@ -246,6 +297,12 @@ impl RedisStore {
             let Ok(payload) = msg.get_payload::<String>() else { continue };
             if channel == inv {
                 if let Some((s, p)) = payload.split_once(' ') {
+                    if p == GENERATION_MARK {
+                        if let Some(s) = SessionId::from_storage_key(s) {
+                            self.generations_l1.invalidate(&s).await;
+                        }
+                        continue;
+                    }
                     if let (Some(s), Ok(p)) = (SessionId::from_storage_key(s), ProviderName::parse(p)) {
                         self.l1.invalidate(&(s, p)).await;
                     }
@@ -299,17 +356,7 @@ impl TokenStore for RedisStore {
         let provider = tokens.identity.provider.clone();
         let key = self.token_key(session, &provider);
         let age = tokens.signed_in_at.elapsed().unwrap_or_default();
-        let wire = WireTokens {
-            provider: provider.to_string(),
-            subject: tokens.identity.subject.clone(),
-            email: tokens.identity.email.clone(),
-            preferred_username: tokens.identity.preferred_username.clone(),
-            name: tokens.identity.name.clone(),
-            access_token: tokens.access_token.expose_secret().to_owned(),
-            refresh_token: tokens.refresh_token.as_ref().map(|r| r.expose_secret().to_owned()),
-            access_expires_ms: tokens.access_expires_at.map(ms),
-            signed_in_ms: ms(tokens.signed_in_at),
-        };
+        let wire = WireTokens::from_tokens(&tokens);
         let plain = serde_json::to_vec(&wire).map_err(unavailable)?;
         let sealed = self.sealer.seal(&key, &plain).ok_or_else(|| unavailable("sealing failed"))?;
         let remaining = self.token_ttl.saturating_sub(age);
@@ -381,12 +428,73 @@ impl TokenStore for RedisStore {
         Ok(raw.and_then(|r| self.sealer.open(&key, &r)).and_then(|plain| decode_flow(&plain)))
     }
 
+    async fn session_generation(&self, session: &SessionId) -> Result<Option<u32>, StoreError> {
+        if let Some(g) = self.generations_l1.get(session).await {
+            return Ok(g);
+        }
+        let key = self.generation_key(session);
+        let raw: Option<u32> = self.run(|mut c| async move { c.get(key).await }).await?;
+        self.generations_l1.insert(*session, raw).await;
+        Ok(raw)
+    }
+
+    async fn rotate_session(&self, session: &SessionId, keep_for: Duration) -> Result<u32, StoreError> {
+        let key = self.generation_key(session);
+        let px = u64::try_from(keep_for.as_millis()).unwrap_or(u64::MAX).max(1);
+        let px = i64::try_from(px).unwrap_or(i64::MAX);
+        let (next,): (u32,) = self
+            .run(|mut c| async move {
+                redis::pipe().atomic().incr(&key, 1).pexpire(&key, px).ignore().query_async(&mut c).await
+            })
+            .await?;
+        self.generations_l1.insert(*session, Some(next)).await;
+        let channel = format!("{}inv", self.prefix);
+        let msg = format!("{} {GENERATION_MARK}", session.storage_key());
+        // Best effort, like every invalidation: the other instances' L1 entries age out in
+        // `L1_TTL` anyway, and the rotation itself has happened.
+        let _ = self.run(|mut c| async move { c.publish::<_, _, i64>(channel, msg).await }).await;
+        Ok(next)
+    }
+
+    async fn put_handoff(&self, key: &str, handoff: Handoff, ttl: Duration) -> Result<(), StoreError> {
+        let name = format!("{}h:{key}", self.prefix);
+        let wire =
+            WireHandoff { session: handoff.session.storage_key(), tokens: WireTokens::from_tokens(&handoff.tokens) };
+        let plain = serde_json::to_vec(&wire).map_err(unavailable)?;
+        let sealed = self.sealer.seal(&name, &plain).ok_or_else(|| unavailable("sealing failed"))?;
+        let px = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.run(|mut c| async move { c.pset_ex::<_, _, ()>(name, sealed, px).await }).await
+    }
+
+    async fn take_handoff(&self, key: &str) -> Result<Option<Handoff>, StoreError> {
+        let name = format!("{}h:{key}", self.prefix);
+        let k = name.clone();
+        // GETDEL is atomic: of two instances taking one code, exactly one gets it.
+        let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get_del(k).await }).await?;
+        let Some(plain) = raw.and_then(|r| self.sealer.open(&name, &r)) else { return Ok(None) };
+        let Ok(wire) = serde_json::from_slice::<WireHandoff>(&plain) else { return Ok(None) };
+        let session = SessionId::from_storage_key(&wire.session);
+        Ok(session.zip(wire.tokens.into_tokens()).map(|(session, tokens)| Handoff { session, tokens }))
+    }
+
+    async fn claim_once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let name = format!("{}c:{key}", self.prefix);
+        let px = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let set: Option<String> = self
+            .run(|mut c| async move {
+                redis::cmd("SET").arg(name).arg(1).arg("NX").arg("PX").arg(px).query_async(&mut c).await
+            })
+            .await?;
+        Ok(set.is_some())
+    }
+
     fn removals(&self) -> broadcast::Receiver<Removal> {
         self.removals.subscribe()
     }
 
     async fn run_maintenance(&self) {
         self.l1.run_pending_tasks().await;
+        self.generations_l1.run_pending_tasks().await;
     }
 
     fn token_count(&self) -> u64 {

@@ -51,6 +51,17 @@ pub enum IdTokenError {
     NonceMismatch,
 }
 
+/// The strings of a claim that should be a list of strings (anything else counts as empty, so
+/// an odd `groups` claim, such as Entra's overage marker, grants nothing and refuses nothing).
+pub fn string_list(claim: &serde_json::Value) -> Vec<String> {
+    match claim {
+        serde_json::Value::Array(items) => {
+            items.iter().filter_map(|v| v.as_str().map(str::to_owned)).take(512).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// The claims the gateway reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct IdClaims {
@@ -74,6 +85,12 @@ pub struct IdClaims {
     pub preferred_username: Option<String>,
     /// Entra tenant id.
     pub tid: Option<String>,
+    /// Group ids (Entra `groups`, or any provider's list of group names).
+    #[serde(default)]
+    pub groups: serde_json::Value,
+    /// App roles (Entra `roles`).
+    #[serde(default)]
+    pub roles: serde_json::Value,
     /// Audience(s).
     #[serde(default)]
     pub aud: Audience,

@@ -1,0 +1,131 @@
+//! Handoff codes: a sign-in finished in a popup that does not share the task pane's cookies
+//! waits in the store until the pane that started it redeems its code (`POST /_gateway/handoff`).
+//!
+//! ```text
+//!  callback (no cookie of the ticket's session) ─▶ code = 256 random bits
+//!      store: digest(code) → {session, tokens}, single use, handoff_ttl
+//!      completion page ─▶ postMessage(code, gateway origin) | messageParent | notifySuccess
+//!  pane ─ POST /_gateway/handoff {"code"} + Origin + its cookie
+//!      Origin own or allowed? cookie's session? take digest(code) (atomic, single use)
+//!      same session as the code's? → store tokens, rotate cookie, auth_success, 204
+//! ```
+//!
+//! # Invariants
+//! The code is stored only as its keyed digest; it attaches only to the session it was issued
+//! for, once, within `session.handoff_ttl`; a refused redemption attaches nothing.
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::FlowError;
+use super::{json_reply, reply, with_cookie, AuthRequest, AuthService, Reply};
+use crate::session::{random_token, Purpose, SessionId};
+use crate::store::{Handoff, StoredTokens};
+
+/// `POST /_gateway/handoff`.
+pub const HANDOFF_PATH: &str = "/_gateway/handoff";
+/// Random bytes in a handoff code (256 bits).
+const CODE_BYTES: usize = 32;
+/// Longest code text looked at.
+const MAX_CODE_LEN: usize = 128;
+
+#[derive(Deserialize)]
+struct Body {
+    code: String,
+}
+
+/// Why a redemption was refused: each is a 4xx that attaches nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoffRefusal {
+    /// No `Origin`, or one that is neither the gateway's nor in `channel.allowed_origins`.
+    ForeignOrigin,
+    /// The body is not `{"code": "..."}`.
+    Malformed,
+    /// The request carries no current session cookie.
+    NoSession,
+    /// The code is unknown, expired or already used.
+    UnknownCode,
+    /// The code was issued to another session (it is spent now).
+    OtherSession,
+}
+
+impl HandoffRefusal {
+    fn answer(self) -> Reply {
+        let (status, error, message) = match self {
+            HandoffRefusal::ForeignOrigin => (403, "forbidden", "handoff must come from the gateway's origin"),
+            HandoffRefusal::Malformed => (400, "invalid_request", "expected {\"code\": \"...\"}"),
+            HandoffRefusal::NoSession => (401, "no_session", "no session cookie came with the code"),
+            HandoffRefusal::UnknownCode => (400, "invalid_grant", "the code is unknown, expired or already used"),
+            HandoffRefusal::OtherSession => (403, "invalid_grant", "the code belongs to another session"),
+        };
+        json_reply(status, &json!({"error": error, "message": message}))
+    }
+
+    fn metric(self) -> &'static str {
+        match self {
+            HandoffRefusal::ForeignOrigin => "handoff_refused_origin",
+            HandoffRefusal::Malformed => "handoff_refused_malformed",
+            HandoffRefusal::NoSession => "handoff_refused_no_session",
+            HandoffRefusal::UnknownCode => "handoff_refused_unknown_code",
+            HandoffRefusal::OtherSession => "handoff_refused_other_session",
+        }
+    }
+}
+
+fn unavailable() -> Reply {
+    json_reply(503, &json!({"error": "temporarily_unavailable", "message": "the token store is unavailable"}))
+}
+
+impl AuthService {
+    /// Parks `tokens` for `session` under a fresh handoff code, which it returns.
+    pub(crate) async fn park(&self, session: SessionId, tokens: StoredTokens) -> Result<String, FlowError> {
+        let code = random_token(CODE_BYTES).ok_or(FlowError::Random)?;
+        let key = self.keys.digest(Purpose::HandoffCode, code.as_bytes());
+        let provider = tokens.identity.provider.clone();
+        let handoff = Handoff { session, tokens };
+        self.store.put_handoff(&key, handoff, self.handoff_ttl).await.map_err(|_| FlowError::Store)?;
+        self.metrics.observe_login(provider.as_str(), "handoff_parked");
+        tracing::debug!(provider = %provider, session = %session.log_tag(), "sign-in waits for its task pane");
+        Ok(code)
+    }
+
+    /// `POST /_gateway/handoff`: attaches the parked sign-in of `{"code"}` to the request's
+    /// session if the code was issued to it, rotates the session's cookie, tells the channel.
+    pub async fn redeem_handoff(&self, req: &AuthRequest<'_>) -> Reply {
+        match self.try_redeem(req).await {
+            Ok(reply) => reply,
+            Err(Some(refusal)) => {
+                self.metrics.observe_login("unknown", refusal.metric());
+                tracing::warn!(reason = refusal.metric(), "handoff refused");
+                refusal.answer()
+            }
+            Err(None) => unavailable(),
+        }
+    }
+
+    /// `Err(None)`: the store failed.
+    async fn try_redeem(&self, req: &AuthRequest<'_>) -> Result<Reply, Option<HandoffRefusal>> {
+        let origin = req.headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
+        let own = self.public.origin();
+        if origin.is_none() || !crate::channel::origin_allowed(origin, &own, &self.allowed_origins) {
+            return Err(Some(HandoffRefusal::ForeignOrigin));
+        }
+        let body: Body = serde_json::from_slice(&req.body).map_err(|_| Some(HandoffRefusal::Malformed))?;
+        if body.code.is_empty() || body.code.len() > MAX_CODE_LEN {
+            return Err(Some(HandoffRefusal::Malformed));
+        }
+        let session = self.session_of(req.headers).await.map_err(|_| None)?.ok_or(Some(HandoffRefusal::NoSession))?;
+        let key = self.keys.digest(Purpose::HandoffCode, body.code.as_bytes());
+        let parked = self.store.take_handoff(&key).await.map_err(|_| None)?.ok_or(Some(HandoffRefusal::UnknownCode))?;
+        if parked.session != session {
+            return Err(Some(HandoffRefusal::OtherSession));
+        }
+        let provider = parked.tokens.identity.provider.clone();
+        self.store.put_tokens(&session, parked.tokens).await.map_err(|_| None)?;
+        let set_cookie = self.rotate(&session).await.map_err(|_| None)?;
+        self.metrics.observe_login(provider.as_str(), "handoff_redeemed");
+        tracing::info!(provider = %provider, session = %session.log_tag(), "sign-in handed to its task pane");
+        self.announce_signed_in(&session).await;
+        Ok(with_cookie(reply(204, "text/plain", ""), Some(set_cookie)))
+    }
+}
