@@ -1,11 +1,17 @@
 /* gateway client: sign in through the gateway's popup and follow the status channel.
  *   gateway.signIn('entra')            -> Promise<{provider, user}> (rejects with the OAuth error);
- *                                         opens the Office dialog when Office.js is present, else a popup
+ *                                         opens the Teams dialog (microsoftTeams SDK present), the
+ *                                         Office dialog (Office.js present), else a popup
  *   gateway.on('auth_success', fn)     -> listen on the shared channel (init, auth_success, auth_failure, auth_expired)
  *   gateway.session()                  -> Promise<session JSON of /_gateway/session>
  *   gateway.events(function (ev) {})   -> {close()}; a channel of its own; ev = {event, data}
  *   gateway.signOut(['provider'])      -> Promise
- * No dependencies. Tokens never reach this script: only names and sign-in state do. */
+ *   gateway.redeem(outcome)            -> Promise<outcome>; attaches a popup's sign-in ({handoff}) to this page's session
+ * A popup that does not share this page's cookies (Office on the web, Office desktop dialogs)
+ * hands its result back as a single-use code; loading this script installs the listener that
+ * redeems it (POST /_gateway/handoff with this page's cookie), so pages that open the popup
+ * themselves and follow the channel with socket.io keep working. No dependencies. Tokens never
+ * reach this script: only names and sign-in state do. */
 (function (global) {
   'use strict';
   var script = document.currentScript;
@@ -17,6 +23,68 @@
       return r.json();
     });
   }
+
+  // Redemptions run one at a time: each rotates the session cookie, and the next must carry
+  // the value the previous one set. A code is redeemed once, whoever reports it.
+  var queue = Promise.resolve();
+  var redemptions = {};
+  function redeem(outcome) {
+    if (!outcome || outcome.status !== 'success' || !outcome.handoff) { return Promise.resolve(outcome); }
+    var code = outcome.handoff;
+    if (!redemptions[code]) {
+      redemptions[code] = queue = queue.catch(function () {}).then(function () {
+        return fetch(base + '/_gateway/handoff', {
+          method: 'POST', credentials: 'include',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ code: code })
+        });
+      }).then(function (r) {
+        if (r.status === 204) { return outcome; }
+        return r.json().catch(function () { return {}; }).then(function (body) {
+          var err = new Error(body.message || ('handoff refused: ' + r.status));
+          err.code = body.error || 'handoff_refused';
+          throw err;
+        });
+      });
+    }
+    return redemptions[code];
+  }
+
+  // Sign-ins in progress, by provider, waiting for their popup's outcome.
+  var waiters = [];
+  function settle(provider, err, value) {
+    waiters = waiters.filter(function (w) {
+      if (w.provider !== provider) { return true; }
+      w.finish(err, value);
+      return false;
+    });
+  }
+
+  function report(outcome) {
+    if (!outcome || !outcome.provider) { return Promise.resolve(); }
+    if (outcome.status !== 'success') {
+      var failed = new Error(outcome.error || 'sign-in failed');
+      failed.code = outcome.error;
+      settle(outcome.provider, failed);
+      return Promise.resolve();
+    }
+    return redeem(outcome).then(function () {
+      settle(outcome.provider, null, { provider: outcome.provider, user: null });
+    }, function (err) { settle(outcome.provider, err); });
+  }
+
+  function parseOutcome(text) {
+    try { var o = typeof text === 'string' ? JSON.parse(text) : text; return o && o.type === 'gateway:auth' ? o : null; }
+    catch (e) { return null; }
+  }
+
+  // The popup's postMessage: only from the gateway's own origin (the completion page sends it
+  // nowhere else).
+  global.addEventListener('message', function (e) {
+    if (e.origin !== base) { return; }
+    var outcome = parseOutcome(e.data);
+    if (outcome) { report(outcome); }
+  });
 
   function events(onEvent, ticket) {
     var url = base.replace(/^http/, 'ws') + '/_gateway/events' + (ticket ? '?ticket=' + encodeURIComponent(ticket) : '');
@@ -63,16 +131,35 @@
     ui.displayDialogAsync(url + '?opener=office', { height: 60, width: 30 }, function (result) {
       var dialog = result && result.value;
       if (!dialog || !dialog.addEventHandler) { return; }
-      dialog.addEventHandler(global.Office.EventType.DialogMessageReceived, function () { dialog.close(); });
+      dialog.addEventHandler(global.Office.EventType.DialogMessageReceived, function (arg) {
+        dialog.close();
+        var outcome = parseOutcome(arg && arg.message);
+        if (outcome) { report(outcome); }
+      });
+    });
+    return true;
+  }
+
+  function teamsDialog(url) {
+    var teams = global.microsoftTeams;
+    if (!teams || !teams.authentication || !teams.authentication.authenticate) { return false; }
+    teams.authentication.authenticate({ url: url + '?opener=teams', width: 520, height: 680 }).then(function (result) {
+      var outcome = parseOutcome(result);
+      if (outcome) { report(outcome); }
+    }, function (reason) {
+      var match = waiters.filter(function (w) { return url.indexOf('/connect/' + w.provider + '/') >= 0; })[0];
+      if (match) { report({ provider: match.provider, status: 'failure', error: String(reason && reason.message || reason) }); }
     });
     return true;
   }
 
   function signIn(provider, options) {
     options = options || {};
-    var useOffice = options.dialog !== false && !!(global.Office && global.Office.context && global.Office.context.ui);
+    var hasOffice = !!(global.Office && global.Office.context && global.Office.context.ui);
+    var hasTeams = !!(global.microsoftTeams && global.microsoftTeams.authentication);
+    var useDialog = options.dialog !== false && (hasOffice || hasTeams);
     // Open the popup synchronously, inside the click, so blockers let it through.
-    var popup = useOffice ? null : global.open('', 'gateway-signin', 'width=520,height=680');
+    var popup = useDialog ? null : global.open('', 'gateway-signin', 'width=520,height=680');
     return session().then(function (s) {
       var p = s.providers[provider];
       if (!p) {
@@ -91,21 +178,16 @@
             finish(err);
           }
         }, s.ticket);
-        function onMessage(e) {
-          if (e.origin !== base || !e.data || e.data.type !== 'gateway:auth' || e.data.provider !== provider) { return; }
-          if (e.data.status === 'success') { finish(null, { provider: provider, user: null }); }
-          else { var err = new Error(e.data.error); err.code = e.data.error; finish(err); }
-        }
         function finish(err, value) {
           if (done) { return; }
           done = true;
-          global.removeEventListener('message', onMessage);
           if (!options.keepChannel) { channel.close(); }
           if (err) { reject(err); } else { resolve(value); }
         }
-        global.addEventListener('message', onMessage);
+        waiters.push({ provider: provider, finish: finish });
         var url = base + p.connect_url;
-        if (useOffice && officeDialog(url)) { return; }
+        if (useDialog && hasTeams && teamsDialog(url)) { return; }
+        if (useDialog && officeDialog(url)) { return; }
         if (popup) { popup.location.href = url; } else { global.location.href = url; }
       });
     });
@@ -119,5 +201,5 @@
     }));
   }
 
-  global.gateway = { signIn: signIn, signOut: signOut, session: session, events: events, on: on };
+  global.gateway = { signIn: signIn, signOut: signOut, session: session, events: events, on: on, redeem: redeem };
 })(window);

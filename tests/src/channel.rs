@@ -53,6 +53,8 @@ impl StatusEvent {
 pub enum Join {
     /// A `Cookie` header value (e.g. `gw_session=…`).
     Cookie(String),
+    /// Whatever a browser's jar holds at each request.
+    Jar(crate::signin::CookieJar),
     /// `?ticket=` from `/_gateway/session`.
     Ticket(String),
     /// Neither.
@@ -71,8 +73,10 @@ impl Join {
     /// Request headers: the cookie, and `Origin` when given.
     pub fn headers(&self, origin: Option<&str>) -> Vec<(String, String)> {
         let mut headers = Vec::new();
-        if let Join::Cookie(c) = self {
-            headers.push(("cookie".to_owned(), c.clone()));
+        match self {
+            Join::Cookie(c) => headers.push(("cookie".to_owned(), c.clone())),
+            Join::Jar(jar) => headers.extend(jar.header().map(|c| ("cookie".to_owned(), c))),
+            Join::Ticket(_) | Join::Nothing => {}
         }
         if let Some(o) = origin {
             headers.push(("origin".to_owned(), o.to_owned()));

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, ensure, Context};
 use reqwest::header::{HeaderMap, COOKIE, LOCATION, SET_COOKIE};
@@ -31,6 +32,9 @@ pub const SESSION_PATH: &str = "/_gateway/session";
 
 /// Path of the logout route (design: routes contract).
 pub const LOGOUT_PATH: &str = "/connect/logout";
+
+/// Path of the handoff redemption route.
+pub const HANDOFF_PATH: &str = "/_gateway/handoff";
 
 /// Path of the `dev` provider's authorization endpoint on the gateway.
 pub const DEV_AUTHORIZE_PATH: &str = "/_gateway/dev/authorize";
@@ -91,6 +95,22 @@ impl Page {
         Echo::parse(self.body.as_bytes())
     }
 
+    /// The completion page's embedded outcome (`<script type="application/json"
+    /// id="gateway-outcome">`): `{"provider", "status", "handoff", "error"}`.
+    pub fn outcome(&self) -> anyhow::Result<Value> {
+        let marker = "id=\"gateway-outcome\">";
+        let start =
+            self.body.find(marker).with_context(|| format!("no gateway-outcome in {}", self.body))? + marker.len();
+        let len = self.body[start..].find("</script>").context("unterminated gateway-outcome")?;
+        serde_json::from_str(&self.body[start..start + len].replace("<\\/", "</"))
+            .context("gateway-outcome is not JSON")
+    }
+
+    /// The handoff code of a completion page (`None` when the sign-in was attached at once).
+    pub fn handoff_code(&self) -> anyhow::Result<Option<String>> {
+        Ok(self.outcome()?["handoff"].as_str().map(str::to_owned))
+    }
+
     /// Every `Set-Cookie` value.
     pub fn set_cookies(&self) -> Vec<String> {
         self.headers.get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok().map(str::to_owned)).collect()
@@ -130,11 +150,39 @@ pub struct Authorize {
     pub params: BTreeMap<String, String>,
 }
 
+/// A browser's cookies for the gateway, shared by everything that browser opens (a socket.io
+/// link polls with the cookie the jar holds at each request, as a browser does after a
+/// sign-in rotated the session cookie).
+#[derive(Debug, Clone, Default)]
+pub struct CookieJar(Arc<Mutex<BTreeMap<String, String>>>);
+
+impl CookieJar {
+    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, String>) -> T) -> T {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut map)
+    }
+
+    /// The `Cookie` header value (`None` without cookies).
+    pub fn header(&self) -> Option<String> {
+        self.with(|m| (!m.is_empty()).then(|| m.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")))
+    }
+
+    /// The value of cookie `name`.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.with(|m| m.get(name).cloned())
+    }
+
+    /// Sets cookie `name`.
+    pub fn insert(&self, name: &str, value: &str) {
+        self.with(|m| m.insert(name.to_owned(), value.to_owned()));
+    }
+}
+
 /// One browser: a client (no redirects followed), the cookies the gateway set, and every body seen.
 pub struct Browser {
     client: reqwest::Client,
     endpoint: Endpoint,
-    cookies: BTreeMap<String, String>,
+    cookies: CookieJar,
     transcript: Vec<String>,
 }
 
@@ -144,25 +192,29 @@ impl Browser {
         Ok(Self {
             client: endpoint.client()?,
             endpoint: endpoint.clone(),
-            cookies: BTreeMap::new(),
+            cookies: CookieJar::default(),
             transcript: Vec::new(),
         })
     }
 
     /// Sets a cookie as if the gateway had (e.g. a forged session cookie).
     pub fn set_cookie(&mut self, name: &str, value: &str) {
-        self.cookies.insert(name.to_owned(), value.to_owned());
+        self.cookies.insert(name, value);
+    }
+
+    /// This browser's cookie jar.
+    pub fn jar(&self) -> CookieJar {
+        self.cookies.clone()
     }
 
     /// The session cookie's value, once the gateway has set one.
-    pub fn session_cookie(&self) -> Option<&str> {
-        self.cookies.get(SESSION_COOKIE).map(String::as_str)
+    pub fn session_cookie(&self) -> Option<String> {
+        self.cookies.get(SESSION_COOKIE)
     }
 
     /// The `Cookie` header this browser sends (`None` without cookies).
     pub fn cookie_header(&self) -> Option<String> {
-        (!self.cookies.is_empty())
-            .then(|| self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; "))
+        self.cookies.header()
     }
 
     /// Every body received so far, in order.
@@ -192,6 +244,26 @@ impl Browser {
         headers: &[(&str, &str)],
         form: Option<&[(&str, &str)]>,
     ) -> anyhow::Result<Page> {
+        match form {
+            Some(form) => {
+                let body: String = Url::parse_with_params("http://x/", form)?.query().unwrap_or_default().to_owned();
+                let mut all: Vec<(&str, &str)> = headers.to_vec();
+                all.push(("content-type", "application/x-www-form-urlencoded"));
+                self.send_body(method, target, &all, body).await
+            }
+            None => self.send_body(method, target, headers, String::new()).await,
+        }
+    }
+
+    /// Sends `body` (empty: none) with the browser's cookies, keeps the cookies it sets, records
+    /// the answer.
+    pub async fn send_body(
+        &mut self,
+        method: Method,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: String,
+    ) -> anyhow::Result<Page> {
         let url = self.absolute(target);
         let mut request = self.client.request(method.clone(), &url);
         if let Some(cookie) = self.cookie_header() {
@@ -200,9 +272,8 @@ impl Browser {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        if let Some(form) = form {
-            let body: String = Url::parse_with_params("http://x/", form)?.query().unwrap_or_default().to_owned();
-            request = request.header("content-type", "application/x-www-form-urlencoded").body(body);
+        if !body.is_empty() {
+            request = request.body(body);
         }
         let resp = request.send().await.with_context(|| format!("{method} {url}"))?;
         let status = resp.status().as_u16();
@@ -212,7 +283,7 @@ impl Browser {
         for set in page.set_cookies() {
             let pair = set.split(';').next().unwrap_or_default();
             if let Some((name, value)) = pair.split_once('=') {
-                self.cookies.insert(name.trim().to_owned(), value.trim().to_owned());
+                self.cookies.insert(name.trim(), value.trim());
             }
         }
         self.transcript.push(page.body.clone());
@@ -235,6 +306,33 @@ impl Browser {
     pub async fn logout(&mut self, origin: Option<&str>) -> anyhow::Result<Page> {
         let headers: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
         self.send(Method::POST, LOGOUT_PATH, &headers, None).await
+    }
+
+    /// `POST /_gateway/handoff {"code": code}` from the gateway's own origin, as client.js does.
+    pub async fn redeem(&mut self, code: &str) -> anyhow::Result<Page> {
+        let origin = self.origin();
+        self.send_json(Method::POST, HANDOFF_PATH, &[("origin", &origin)], &serde_json::json!({ "code": code })).await
+    }
+
+    /// Redeems the handoff code of `completion` (a popup's completion page); 204 required.
+    pub async fn redeem_from(&mut self, completion: &Page) -> anyhow::Result<()> {
+        let code = completion.handoff_code()?.context("the completion page carries no handoff code")?;
+        let page = self.redeem(&code).await?;
+        ensure!(page.status == 204, "redeeming the handoff answered {}: {}", page.status, page.body);
+        Ok(())
+    }
+
+    /// Sends a JSON body with the browser's cookies.
+    pub async fn send_json(
+        &mut self,
+        method: Method,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> anyhow::Result<Page> {
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        all.push(("content-type", "application/json"));
+        self.send_body(method, target, &all, body.to_string()).await
     }
 
     /// `GET connect_url`: must answer 302 to the dev provider with state, nonce and PKCE S256.
@@ -284,7 +382,9 @@ impl Browser {
     }
 
     /// The whole popup flow from `connect_url` (any session's), as `username`, ending on the
-    /// completion page: 200 and "Signed in as Dev User USERNAME" required.
+    /// completion page: 200 and "Signed in as Dev User USERNAME" required. With this browser's
+    /// own session the sign-in is attached there (same cookie jar); with another session's, the
+    /// page carries a handoff code for that session's pane to redeem.
     pub async fn sign_in_via(&mut self, connect_url: &str, username: &str) -> anyhow::Result<Page> {
         let callback = self.callback_url(connect_url, username, Decision::Approve).await?;
         let page = self.get(&callback).await?;

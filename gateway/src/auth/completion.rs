@@ -72,7 +72,7 @@ pub fn page(status: u16, provider: &str, origin: &str, opener: Opener, outcome: 
             "Signed in".to_owned(),
             format!("Signed in as {user}. If this window stays open, type this code in Teams: {code}"),
             json!({"provider": provider, "status": "success", "handoff": null, "error": null}),
-            json!({"teamsCode": code, "closeDelayMs": CLOSE_DELAY_MS * 50}),
+            json!({"code": code, "closeDelayMs": CLOSE_DELAY_MS * 50}),
         ),
         Outcome::Failure { error, description } => (
             "Sign-in failed".to_owned(),

@@ -162,7 +162,8 @@ impl TokenStore for MemoryStore {
     }
 
     async fn put_handoff(&self, key: &str, handoff: Handoff, ttl: Duration) -> Result<(), StoreError> {
-        let parked = ParkedHandoff { until: std::time::Instant::now() + ttl, slot: std::sync::Mutex::new(Some(handoff)) };
+        let parked =
+            ParkedHandoff { until: std::time::Instant::now() + ttl, slot: std::sync::Mutex::new(Some(handoff)) };
         let value = Arc::new(Timed { value: parked, ttl });
         self.handoffs.insert(key.to_owned(), value).await;
         Ok(())

@@ -27,7 +27,8 @@ transport_suite! {
 const FAST_PINGS: &str = "ping_interval = \"1s\"";
 
 fn cookie_join(browser: &gateway_tests::signin::Browser) -> anyhow::Result<Join> {
-    Ok(Join::Cookie(browser.cookie_header().context("the browser has no session cookie")?))
+    browser.cookie_header().context("the browser has no session cookie")?;
+    Ok(Join::Jar(browser.jar()))
 }
 
 async fn connected(cg: &ChannelGateway, transport: Transport, join: &Join) -> anyhow::Result<SocketIoClient> {

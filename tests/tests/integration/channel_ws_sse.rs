@@ -50,8 +50,8 @@ impl ChannelGateway {
 
     /// A feed of `browser`'s session, joined by its cookie, whose `init` has been checked.
     pub(super) async fn joined(&self, transport: Transport, browser: &Browser) -> anyhow::Result<Box<dyn StatusFeed>> {
-        let join = Join::Cookie(browser.cookie_header().context("the browser has no session cookie")?);
-        let mut feed = self.open(transport, &join, None).await?.joined()?;
+        browser.cookie_header().context("the browser has no session cookie")?;
+        let mut feed = self.open(transport, &Join::Jar(browser.jar()), None).await?.joined()?;
         behaviour::expect(&mut *feed, "init", &json!(behaviour::INIT)).await?;
         Ok(feed)
     }
@@ -357,7 +357,7 @@ async fn a_frame_sent_with_the_handshake_is_not_lost() -> anyhow::Result<()> {
 async fn seventeenth_socket_of_a_session_is_refused_with_4429() -> anyhow::Result<()> {
     let cg = ChannelGateway::start(&[], &[]).await?;
     let mut browser = cg.browser().await?;
-    let join = Join::Cookie(browser.cookie_header().context("no cookie")?);
+    let join = Join::Jar(browser.jar());
     let mut sockets = Vec::new();
     for _ in 0..16 {
         sockets.push(cg.joined(Transport::WebSocket, &browser).await?);

@@ -153,11 +153,20 @@ async fn tampered_ticket_is_refused_with_400_and_unknown_provider_with_404() -> 
     let mut browser = Browser::new(gw.endpoint())?;
     let connect = browser.session_info().await?.connect_url("dev")?;
     let ticket = connect_ticket(&connect)?.to_owned();
-    let (payload, signature) = ticket.split_once('.').context("a ticket is payload.signature")?;
-
-    for forged in
-        [format!("{}.{signature}", tamper(payload)), format!("{payload}.{}", tamper(signature)), tamper(&ticket)]
-    {
+    let other = browser.session_info().await?.connect_url("dev")?;
+    let other = connect_ticket(&other)?;
+    let channel_ticket = browser.session_info().await?.ticket()?;
+    // Damaged anywhere, cut short, spliced from two tickets, or a channel ticket: all refused.
+    let (half, rest) = ticket.split_at(ticket.len() / 2);
+    let spliced = format!("{half}{}", &other[half.len()..]);
+    for forged in [
+        tamper(&ticket),
+        format!("{}{}", tamper(half), rest),
+        ticket[..ticket.len() - 4].to_owned(),
+        spliced,
+        channel_ticket,
+        format!("{ticket}.sig"),
+    ] {
         let page = browser.get(&format!("/connect/dev/{forged}")).await?;
         assert_eq!(page.status, 400, "ticket {forged}: {}", page.body);
         assert!(page.headers.get("location").is_none(), "a forged ticket was redirected to the provider");
@@ -166,22 +175,33 @@ async fn tampered_ticket_is_refused_with_400_and_unknown_provider_with_404() -> 
     }
     let unknown = browser.get(&format!("/connect/nope/{ticket}")).await?;
     assert_eq!(unknown.status, 404, "{}", unknown.body);
+    // A ticket issued for one provider does not start a sign-in with another.
+    let second_provider = browser.get(&format!("/connect/dev2/{ticket}")).await?;
+    assert_ne!(second_provider.status, 302, "a dev ticket started a sign-in elsewhere: {}", second_provider.body);
+    // The genuine ticket still works, once.
+    assert_eq!(browser.get(&connect).await?.status, 302);
+    let again = browser.get(&connect).await?;
+    assert_eq!(again.status, 400, "a connect ticket started two sign-ins: {}", again.body);
+    assert!(again.body.contains("invalid_request"), "{}", again.body);
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ticket_of_another_session_signs_that_session_in_not_the_popups() -> anyhow::Result<()> {
+async fn a_popup_without_the_panes_cookies_signs_in_only_once_the_pane_redeems_its_code() -> anyhow::Result<()> {
     let echo = EchoUpstream::start("app").await?;
     let gw = start(dev_config(echo.addr(), &[])?).await?;
     let mut pane = Browser::new(gw.endpoint())?;
-    let mut other = Browser::new(gw.endpoint())?;
+    let mut popup = Browser::new(gw.endpoint())?;
     let connect = pane.session_info().await?.connect_url("dev")?;
-    other.session_info().await?;
+    popup.session_info().await?;
 
-    other.sign_in_via(&connect, "ada").await?;
+    let page = popup.sign_in_via(&connect, "ada").await?;
+    assert_eq!(pane.get("/api/x").await?.status, 401, "the pane was signed in before it redeemed the code");
+    assert_eq!(popup.get("/api/x").await?.status, 401, "the popup's own session was signed in");
+    pane.redeem_from(&page).await?;
 
     assert_eq!(pane.get("/api/x").await?.echo()?.header("x-forwarded-user").as_deref(), Some("ada"));
-    assert_eq!(other.get("/api/x").await?.status, 401, "the popup's own session was signed in");
+    assert_eq!(popup.get("/api/x").await?.status, 401, "the popup's own session was signed in");
     Ok(())
 }
 
@@ -211,7 +231,11 @@ async fn two_interleaved_sign_ins_of_one_session_both_succeed() -> anyhow::Resul
     assert!(second_page.body.contains("Signed in as Dev User bob"), "{}", second_page.body);
     assert_eq!(first_page.status, 200, "{}", first_page.body);
     assert!(first_page.body.contains("Signed in as Dev User ada"), "{}", first_page.body);
-    // Storing twice replaces: the sign-in that finished last is the identity.
+    // Each redemption rotates the cookie; the next one carries the new value and still counts.
+    pane.redeem_from(&second_page).await?;
+    assert_eq!(pane.get("/api/x").await?.echo()?.header("x-forwarded-user").as_deref(), Some("bob"));
+    pane.redeem_from(&first_page).await?;
+    // Storing twice replaces: the sign-in redeemed last is the identity.
     assert_eq!(pane.get("/api/x").await?.echo()?.header("x-forwarded-user").as_deref(), Some("ada"));
     Ok(())
 }
@@ -347,7 +371,11 @@ async fn forged_session_cookie_is_refused_on_a_protected_route() -> anyhow::Resu
         let page = browser.get("/api/x").await?;
         assert_eq!(page.status, 401, "cookie {forged}: {}", page.body);
         assert_eq!(page.json()?["error"], "authentication_required");
-        assert_ne!(browser.session_cookie(), Some(forged.as_str()), "the forged cookie was kept as the session");
+        assert_ne!(
+            browser.session_cookie().as_deref(),
+            Some(forged.as_str()),
+            "the forged cookie was kept as the session"
+        );
     }
     assert_eq!(echo.requests(), requests_before, "a forged cookie reached the upstream");
     assert_eq!(genuine.get("/api/x").await?.status, 200);

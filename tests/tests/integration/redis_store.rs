@@ -160,13 +160,39 @@ fn is_invalid_state(page: &str) -> bool {
     page.contains("\"error\":\"invalid_state\"")
 }
 
-/// The whole popup for `cookie`'s session on `gw`, as `user`.
-async fn sign_in(gw: &TestGateway, cookie: &str, user: &str) -> anyhow::Result<()> {
+/// The whole popup for `cookie`'s session on `gw`, as `user`, in a popup without the pane's
+/// cookies; the pane then redeems the handoff code on `gw`. The session's rotated cookie.
+async fn sign_in(gw: &TestGateway, cookie: &str, user: &str) -> anyhow::Result<String> {
     let authorize = start_sign_in(gw, cookie).await?;
     let callback = approve(gw, &authorize, user).await?;
     let (status, page) = follow_callback(gw, &callback).await?;
     ensure!(status == 200, "callback answered {status}: {page}");
-    Ok(())
+    redeem(gw, cookie, &page).await
+}
+
+/// The pane of `cookie` redeems the handoff code of a completion `page` on `gw` (204 required);
+/// the rotated cookie.
+async fn redeem(gw: &TestGateway, cookie: &str, page: &str) -> anyhow::Result<String> {
+    let completion = gateway_tests::signin::Page { status: 200, headers: Default::default(), body: page.to_owned() };
+    let code = completion.handoff_code()?.context("no handoff code on the completion page")?;
+    let resp = gw
+        .client()?
+        .post(gw.url("/_gateway/handoff"))
+        .header("cookie", cookie)
+        .header("origin", gw.url("").trim_end_matches('/'))
+        .header("content-type", "application/json")
+        .body(json!({ "code": code }).to_string())
+        .send()
+        .await?;
+    ensure!(resp.status() == 204, "handoff answered {}", resp.status());
+    let set = resp
+        .headers()
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{COOKIE_NAME}=")))
+        .context("the handoff set no rotated cookie")?;
+    Ok(set.split(';').next().unwrap_or_default().to_owned())
 }
 
 /// A GET of `path` on `gw` with `cookie`.
@@ -268,6 +294,8 @@ async fn redis_sign_in_on_one_instance_reaches_the_socket_on_the_other() -> anyh
     let mut on_b = Events::websocket(&b, &cookie).await?;
     on_b.expect("init", EVENT_WAIT).await?;
 
+    // The sign-in and its redemption happen on A (which rotates the cookie); the socket on B,
+    // joined with the old value, is still told.
     sign_in(&a, &cookie, USER).await?;
 
     assert_eq!(on_b.expect("auth_success", EVENT_WAIT).await?, signed_in_as_user());
@@ -283,7 +311,7 @@ async fn redis_request_via_the_other_instance_carries_the_identity() -> anyhow::
     let before = get(&b, "/api/whoami", &cookie).await?;
     assert_eq!(before.status(), 401, "signed out, B must ask for a sign-in");
 
-    sign_in(&a, &cookie, USER).await?;
+    let cookie = sign_in(&a, &cookie, USER).await?;
 
     // B may have cached "signed out" for a moment; the invalidation must reach it (bounded).
     let seen = gateway_tests::eventually("B serves /api/ to the session signed in on A", EVENT_WAIT, || async {
@@ -293,6 +321,39 @@ async fn redis_request_via_the_other_instance_carries_the_identity() -> anyhow::
     assert_eq!(seen.header("x-forwarded-user").as_deref(), Some(USER));
     assert_eq!(seen.header("x-forwarded-name").as_deref(), Some(DISPLAY_NAME));
     assert_eq!(session_info(&b, &cookie).await?["providers"]["dev"]["signed_in"], json!(true));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_handoff_parked_on_one_instance_is_redeemed_once_on_the_other_and_rotates_everywhere(
+) -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let echo = EchoUpstream::start("app").await?;
+    let (a, b) = two_gateways(&redis, &echo, "2m").await?;
+    let old = new_session(&a).await?;
+    // Both instances have looked at the old value (and may cache its generation).
+    assert_eq!(get(&a, "/api/whoami", &old).await?.status(), 401);
+    assert_eq!(get(&b, "/api/whoami", &old).await?.status(), 401);
+    let authorize = start_sign_in(&a, &old).await?;
+    let (status, page) = follow_callback(&a, &approve(&a, &authorize, USER).await?).await?;
+    ensure!(status == 200, "callback answered {status}: {page}");
+
+    let new = redeem(&b, &old, &page).await?;
+    assert!(redeem(&a, &new, &page).await.is_err(), "a handoff code was redeemed twice across instances");
+    assert!(new != old, "the cookie did not rotate");
+    for (name, gw) in [("A", &a), ("B", &b)] {
+        let seen = gateway_tests::eventually(&format!("{name} serves the rotated cookie"), EVENT_WAIT, || async {
+            read_echo(get(gw, "/api/whoami", &new).await?).await
+        })
+        .await?;
+        assert_eq!(seen.header("x-forwarded-user").as_deref(), Some(USER));
+        gateway_tests::eventually(&format!("{name} refuses the old cookie"), EVENT_WAIT, || async {
+            let status = get(gw, "/api/whoami", &old).await?.status();
+            ensure!(status == 401, "the rotated-away cookie got {status} on {name}");
+            Ok(())
+        })
+        .await?;
+    }
     Ok(())
 }
 
@@ -347,7 +408,7 @@ async fn redis_token_lifetime_end_is_announced_once_on_each_socket() -> anyhow::
     on_a.expect("init", EVENT_WAIT).await?;
     on_b.expect("init", EVENT_WAIT).await?;
 
-    sign_in(&a, &cookie, USER).await?;
+    let cookie = sign_in(&a, &cookie, USER).await?;
     on_a.expect("auth_success", EVENT_WAIT).await?;
     on_b.expect("auth_success", EVENT_WAIT).await?;
 
@@ -372,7 +433,7 @@ async fn redis_values_are_sealed_not_plaintext() -> anyhow::Result<()> {
     // A long user name: a short one could turn up in random ciphertext by chance.
     let user = "ada.lovelace-1815";
     let cookie = new_session(&gw).await?;
-    sign_in(&gw, &cookie, user).await?;
+    let cookie = sign_in(&gw, &cookie, user).await?;
     let seen = read_echo(get(&gw, "/token/x", &cookie).await?).await?;
     let access_token = seen.header("x-forwarded-access-token").context("no access token forwarded")?;
     // A second sign-in left open: its login transaction (state, nonce, PKCE) sits in Redis.
@@ -412,7 +473,7 @@ async fn redis_down_fails_closed_on_protected_routes_and_recovers_when_it_return
     let echo = EchoUpstream::start("app").await?;
     let gw = one_gateway(&redis, &echo).await?;
     let cookie = new_session(&gw).await?;
-    sign_in(&gw, &cookie, USER).await?;
+    let cookie = sign_in(&gw, &cookie, USER).await?;
     read_echo(get(&gw, "/api/whoami", &cookie).await?).await?;
 
     redis.stop()?;
@@ -446,7 +507,7 @@ async fn redis_session_survives_a_gateway_restart() -> anyhow::Result<()> {
     let toml = config_on(&redis, &echo, "2m")?;
     let first = TestGateway::with_toml(toml.clone()).start().await?;
     let cookie = new_session(&first).await?;
-    sign_in(&first, &cookie, USER).await?;
+    let cookie = sign_in(&first, &cookie, USER).await?;
     read_echo(get(&first, "/api/whoami", &cookie).await?).await?;
     drop(first);
 

@@ -41,7 +41,8 @@ async fn lookalike_origins_are_refused_on_every_transport() -> anyhow::Result<()
     let cg = ChannelGateway::start(&["allowed_origins = [\"https://addin.example\"]"], &[]).await?;
     let browser = cg.browser().await?;
     let own = browser.origin();
-    let join = Join::Cookie(browser.cookie_header().context("no cookie")?);
+    browser.cookie_header().context("no cookie")?;
+    let join = Join::Jar(browser.jar());
     let origins = [
         format!("{own}.evil.example"),
         format!("{own}@evil.example"),
@@ -120,7 +121,8 @@ async fn a_cross_site_websocket_to_the_upstream_never_carries_the_users_identity
 
 /// A connected Engine.IO 4 polling client of `browser`'s session.
 async fn polling_client(cg: &ChannelGateway, browser: &Browser) -> anyhow::Result<SocketIoClient> {
-    let join = Join::Cookie(browser.cookie_header().context("no cookie")?);
+    browser.cookie_header().context("no cookie")?;
+    let join = Join::Jar(browser.jar());
     match SocketIoClient::open(cg.gw.endpoint(), Transport::Eio4Polling, &join, None).await? {
         Ok(mut client) => {
             behaviour::expect(&mut client, "init", &json!(behaviour::INIT)).await?;
@@ -148,7 +150,8 @@ async fn hostile_socketio_traffic_ends_only_the_senders_engine_io_session() -> a
     let cg = ChannelGateway::start(&[], &[]).await?;
     let mut browser = cg.browser().await?;
     let mut bystander = cg.joined(Transport::Eio4WebSocket, &browser).await?;
-    let join = Join::Cookie(browser.cookie_header().context("no cookie")?);
+    browser.cookie_header().context("no cookie")?;
+    let join = Join::Jar(browser.jar());
     let endpoint = cg.gw.endpoint();
 
     // Packets for a session that does not exist, or before any handshake.
@@ -256,7 +259,8 @@ async fn a_join_flood_of_one_session_stays_within_max_sockets_per_session() -> a
     let max = format!("max_sockets_per_session = {MAX_SOCKETS}");
     let cg = ChannelGateway::start(&[max.as_str()], &[]).await?;
     let browser = cg.browser().await?;
-    let join = Join::Cookie(browser.cookie_header().context("no cookie")?);
+    browser.cookie_header().context("no cookie")?;
+    let join = Join::Jar(browser.jar());
 
     let plan: Vec<Transport> = TRANSPORTS.iter().flat_map(|t| std::iter::repeat_n(*t, FLOOD)).collect();
     let mut joined = Vec::new();

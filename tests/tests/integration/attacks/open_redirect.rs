@@ -47,12 +47,12 @@ fn hostile_urls(authority: &str, callback: &str) -> Vec<String> {
     .into()
 }
 
-/// The `gw-result` JSON of a completion page.
+/// The `gateway-page` JSON of a completion page (its settings: the origin it posts to).
 fn completion_data(html: &str) -> anyhow::Result<Value> {
-    let marker = "id=\"gw-result\">";
-    let start = html.find(marker).with_context(|| format!("no gw-result in {}", short(html)))? + marker.len();
-    let len = html[start..].find("</script>").context("unterminated gw-result")?;
-    serde_json::from_str(&html[start..start + len].replace("<\\/", "</")).context("gw-result is not JSON")
+    let marker = "id=\"gateway-page\">";
+    let start = html.find(marker).with_context(|| format!("no gateway-page in {}", short(html)))? + marker.len();
+    let len = html[start..].find("</script>").context("unterminated gateway-page")?;
+    serde_json::from_str(&html[start..start + len].replace("<\\/", "</")).context("gateway-page is not JSON")
 }
 
 // Guards against Host-header poisoning and RFC 9112 §3.2.2 absolute-form confusion: only the

@@ -35,9 +35,9 @@ fn new_session_cookie(page: &Page) -> Option<String> {
 // Guards against session fixation: a cookie value the gateway did not sign (chosen by an
 // attacker and planted in the victim's browser) is never adopted as a session; the gateway
 // replaces it with a fresh cookie of its own, so signing in cannot bind the victim's identity to
-// a value the attacker knows. (A genuine cookie planted by cookie injection would survive the
-// sign-in, since the popup signs in the session its ticket names: a `__Host-` cookie name keeps
-// other hosts from planting one.)
+// a value the attacker knows. (A genuine cookie planted by cookie injection is rotated away by
+// the sign-in, see `binding::a_genuine_cookie_planted_before_sign_in_is_worthless_after_it`; over
+// HTTPS the `__Host-` cookie name keeps other hosts from planting one.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planted_cookie_is_replaced_not_adopted_and_stays_worthless_after_sign_in() -> anyhow::Result<()> {
     let target = Target::start(|c| c).await?;
@@ -46,11 +46,11 @@ async fn a_planted_cookie_is_replaced_not_adopted_and_stays_worthless_after_sign
     let genuine = other.session_cookie().context("no cookie")?.to_owned();
     let ticket = other_info.ticket()?;
     let (payload, tag) = genuine.split_once('.').context("a cookie is payload.tag")?;
-    let (_, ticket_tag) = ticket.split_once('.').context("a ticket is payload.tag")?;
+    let foreign_tag = URL_SAFE_NO_PAD.encode([9u8; 32]);
     let planted = [
         URL_SAFE_NO_PAD.encode([7u8; 32]),
         format!("{}.{tag}", URL_SAFE_NO_PAD.encode([7u8; 32])),
-        format!("{payload}.{ticket_tag}"),
+        format!("{payload}.{foreign_tag}"),
         ticket.clone(),
         format!("{payload}."),
         format!("{payload}.{tag}{tag}"),
@@ -96,7 +96,8 @@ async fn a_cookie_signed_with_a_retired_key_is_refused_while_a_rotated_key_still
     let mut browser = Browser::new(old.endpoint())?;
     let info = browser.session_info().await?;
     let old_cookie = browser.session_cookie().context("no cookie")?.to_owned();
-    let old_ticket = info.ticket()?;
+    let old_connect = info.connect_url("dev")?;
+    let spare_connect = browser.session_info().await?.connect_url("dev")?;
     drop(old);
 
     // Rotated: NEW signs, OLD still verifies.
@@ -106,7 +107,7 @@ async fn a_cookie_signed_with_a_retired_key_is_refused_while_a_rotated_key_still
     let page = kept.get("/_gateway/session").await?;
     assert_eq!(page.status, 200);
     assert_eq!(new_session_cookie(&page), None, "a cookie of a rotated-out but listed key was replaced");
-    kept.sign_in_via(&format!("/connect/dev/{old_ticket}"), "ada").await?;
+    kept.sign_in_via(&old_connect, "ada").await?;
     assert_eq!(kept.get("/api/x").await?.echo()?.header("x-forwarded-user").as_deref(), Some("ada"));
     drop(rotated);
 
@@ -120,7 +121,7 @@ async fn a_cookie_signed_with_a_retired_key_is_refused_while_a_rotated_key_still
     assert_eq!(page.json()?["error"], "authentication_required");
     let fresh = new_session_cookie(&page).context("no fresh cookie for a retired-key cookie")?;
     assert_ne!(fresh, old_cookie);
-    let connect = refused.get(&format!("/connect/dev/{old_ticket}")).await?;
+    let connect = refused.get(&spare_connect).await?;
     assert_eq!(connect.status, 400, "a retired-key ticket started a sign-in: {}", short(&connect.body));
     assert!(connect.body.contains("invalid_request"), "{}", short(&connect.body));
     assert!(connect.headers.get("location").is_none());
