@@ -34,6 +34,15 @@ struct Body {
     code: String,
 }
 
+/// The code of a `POST /_gateway/handoff` body (`{"code": "..."}`, at most 128 characters).
+pub fn parse_body(body: &[u8]) -> Result<String, HandoffRefusal> {
+    let parsed: Body = serde_json::from_slice(body).map_err(|_| HandoffRefusal::Malformed)?;
+    if parsed.code.is_empty() || parsed.code.len() > MAX_CODE_LEN {
+        return Err(HandoffRefusal::Malformed);
+    }
+    Ok(parsed.code)
+}
+
 /// Why a redemption was refused: each is a 4xx that attaches nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HandoffRefusal {
@@ -110,12 +119,9 @@ impl AuthService {
         if origin.is_none() || !crate::channel::origin_allowed(origin, &own, &self.allowed_origins) {
             return Err(Some(HandoffRefusal::ForeignOrigin));
         }
-        let body: Body = serde_json::from_slice(&req.body).map_err(|_| Some(HandoffRefusal::Malformed))?;
-        if body.code.is_empty() || body.code.len() > MAX_CODE_LEN {
-            return Err(Some(HandoffRefusal::Malformed));
-        }
+        let code = parse_body(&req.body).map_err(Some)?;
         let session = self.session_of(req.headers).await.map_err(|_| None)?.ok_or(Some(HandoffRefusal::NoSession))?;
-        let key = self.keys.digest(Purpose::HandoffCode, body.code.as_bytes());
+        let key = self.keys.digest(Purpose::HandoffCode, code.as_bytes());
         let parked = self.store.take_handoff(&key).await.map_err(|_| None)?.ok_or(Some(HandoffRefusal::UnknownCode))?;
         if parked.session != session {
             return Err(Some(HandoffRefusal::OtherSession));

@@ -99,6 +99,8 @@ impl BotTokenVerifier {
         let key = DecodingKey::from_jwk(&jwk).map_err(|_| BotTokenError::Malformed)?;
         let mut v = Validation::new(header.alg);
         v.leeway = SKEW.as_secs();
+        // A token not valid yet (`nbf` beyond the skew) is refused like an expired one.
+        v.validate_nbf = true;
         v.set_issuer(&[BOT_FRAMEWORK_ISSUER]);
         v.set_audience(&[self.app_id.as_str()]);
         v.set_required_spec_claims(&["exp", "iss", "aud"]);

@@ -196,6 +196,9 @@ async fn bot_tokens_are_checked_before_anything_else() {
     c["exp"] = json!(1_000_000);
     assert_eq!(refused(&t, Some(&bot_token(RSA_A, "teams", c))).await, Some(401), "expired");
     let mut c = claims();
+    c["nbf"] = json!(c["exp"].as_u64().unwrap() + 3000);
+    assert_eq!(refused(&t, Some(&bot_token(RSA_A, "teams", c))).await, Some(401), "not valid before an hour from now");
+    let mut c = claims();
     c["serviceurl"] = json!("https://evil.example/");
     assert_eq!(refused(&t, Some(&bot_token(RSA_A, "teams", c))).await, Some(401), "wrong serviceUrl");
     assert_eq!(refused(&t, Some(&bot_token(RSA_A, "other", claims()))).await, Some(401), "not endorsed for msteams");

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gateway::channel::socketio::engine_io::{encode_payload, Version};
 use gateway::config::types::{ProviderName, SameSite};
-use gateway::session::cookie::{set_cookie, CookieSettings};
-use gateway::session::ticket::issue_ticket;
+use gateway::session::cookie::{set_cookie, CookieSettings, SessionCookie};
+use gateway::session::ticket::Tickets;
 use gateway::session::{Purpose, SessionId};
 use gateway::store::redis::encode_flow;
 use gateway::store::sealed::Sealer;
@@ -39,37 +39,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // session_cookie: 0 = Cookie headers (NUL between headers), 1 = payload to sign.
     let settings =
         CookieSettings { name: COOKIE_NAME.to_owned(), secure: true, same_site: SameSite::None, partitioned: true };
-    let set = set_cookie(&id, &settings, &keys);
+    let long = SessionCookie { session: id, generation: 0, expires_at: FAR_FUTURE };
+    let set = set_cookie(&long, &settings, &keys);
     let pair = set.split(';').next().unwrap_or_default();
     seeds.put("session_cookie", "set-cookie-pair", &[b"\0", pair.as_bytes()].concat())?;
-    let old_pair = format!("{COOKIE_NAME}={}", old.sign(Purpose::SessionCookie, other.as_bytes()));
+    let rotated = SessionCookie { session: other, generation: 3, expires_at: FAR_FUTURE };
+    let old_pair = set_cookie(&rotated, &settings, &old);
+    let old_pair = old_pair.split(';').next().unwrap_or_default();
     seeds.put("session_cookie", "rotated-key", &[b"\0theme=dark; ", old_pair.as_bytes(), b"; lang=en"].concat())?;
-    let ticket_as_cookie = format!("{COOKIE_NAME}={}", keys.sign(Purpose::Ticket, id.as_bytes()));
+    let code_as_cookie = format!("{COOKIE_NAME}={}", keys.sign(Purpose::HandoffCode, id.as_bytes()));
     seeds.put(
         "session_cookie",
         "two-headers",
-        &[b"\0", ticket_as_cookie.as_bytes(), b"\0", pair.as_bytes()].concat(),
+        &[b"\0", code_as_cookie.as_bytes(), b"\0", pair.as_bytes()].concat(),
     )?;
-    seeds.put("session_cookie", "payload-32", &[&[1u8][..], id.as_bytes()].concat())?;
+    seeds.put("session_cookie", "two-values", &[b"\0", pair.as_bytes(), b"; ", old_pair.as_bytes()].concat())?;
+    let payload = [id.as_bytes(), &0u32.to_be_bytes()[..], &FAR_FUTURE.to_be_bytes()].concat();
+    seeds.put("session_cookie", "payload-44", &[&[1u8][..], &payload].concat())?;
 
-    // connect_ticket: 0 = URL text, 1 = ticket payload, 2 = Teams reference payload.
-    seeds.put("connect_ticket", "ticket", &[b"\0", issue_ticket(&keys, &id, LONG_TTL).as_bytes()].concat())?;
-    seeds.put(
-        "connect_ticket",
-        "ticket-old-key",
-        &[b"\0", issue_ticket(&old, &other, LONG_TTL).as_bytes()].concat(),
-    )?;
-    seeds.put(
-        "connect_ticket",
-        "ticket-expired",
-        &[b"\0", issue_ticket(&keys, &id, Duration::ZERO).as_bytes()].concat(),
-    )?;
+    // connect_ticket: 0 = URL text, 1 = session id + provider, 2 = Teams reference payload,
+    // 3 = session id of a channel ticket.
+    let tickets = Tickets::new(&keys, LONG_TTL);
+    let connect = tickets.issue_connect(&id, "entra").ok_or("ticket")?;
+    seeds.put("connect_ticket", "ticket", &[b"\0", connect.as_bytes()].concat())?;
+    let old_ticket = Tickets::new(&old, LONG_TTL).issue_connect(&other, "dev").ok_or("ticket")?;
+    seeds.put("connect_ticket", "ticket-old-key", &[b"\0", old_ticket.as_bytes()].concat())?;
+    let expired = Tickets::new(&keys, Duration::ZERO).issue_channel(&id).ok_or("ticket")?;
+    seeds.put("connect_ticket", "ticket-expired", &[b"\0", expired.as_bytes()].concat())?;
     let teams_user = [&FAR_FUTURE.to_be_bytes()[..], b"72f988bf/cd723fa0-0c2a-4d34"].concat();
     let reference = format!("t.{}", keys.sign(Purpose::TeamsUser, &teams_user));
     seeds.put("connect_ticket", "teams-reference", &[b"\0", reference.as_bytes()].concat())?;
-    seeds.put("connect_ticket", "ticket-payload", &[&[1u8][..], id.as_bytes(), &FAR_FUTURE.to_be_bytes()].concat())?;
+    seeds.put("connect_ticket", "ticket-payload", &[&[1u8][..], id.as_bytes(), b"entra"].concat())?;
     seeds.put("connect_ticket", "teams-payload", &[&[2u8][..], &teams_user].concat())?;
-    seeds.put("connect_ticket", "purpose-swap", &[&[3u8][..], id.as_bytes()].concat())?;
+    seeds.put("connect_ticket", "channel-ticket", &[&[3u8][..], id.as_bytes()].concat())?;
+
+    // handoff_body: the JSON client.js posts, and near misses.
+    seeds.put("handoff_body", "code", br#"{"code":"k3ZsV0rQ6l9mY8wXyq1n2b3c4d5e6f7g8h9i0jKLMNO"}"#)?;
+    seeds.put("handoff_body", "extra-fields", br#"{"code":"abc","type":"gateway:auth","code2":1}"#)?;
+    seeds.put("handoff_body", "not-a-string", br#"{"code":123}"#)?;
+    seeds.put("handoff_body", "escaped", br#"{"code":"a\u0000b\"c"}"#)?;
 
     // flow_state: 0 = callback query, 1 = a sealed value from Redis, 2 = transaction JSON.
     seeds.put(
