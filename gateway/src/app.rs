@@ -66,7 +66,7 @@ pub enum AppError {
 fn server_conf(server: &ServerConfig) -> ServerConf {
     ServerConf {
         threads: server.threads,
-        // design: Pingora facts, SIGTERM otherwise waits 300 s
+        // docs/architecture.md#pingora-notes: SIGTERM otherwise waits 300 s
         grace_period_seconds: Some(server.shutdown_grace.as_secs_f64().ceil() as u64),
         graceful_shutdown_timeout_seconds: Some(server.shutdown_timeout.as_secs_f64().ceil() as u64),
         upstream_keepalive_pool_size: 256,

@@ -1,6 +1,6 @@
 //! The `gateway` command: run | check-config | demo | certs.
 //!
-//! Exit codes (design: CLI contract): 0 ok, 2 bad config or usage, 1 runtime failure.
+//! Exit codes (`docs/architecture.md#cli`): 0 ok, 2 bad config or usage, 1 runtime failure.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,7 +47,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            // design: CLI contract, usage errors exit 2 (help and version exit 0)
+            // docs/architecture.md#cli: usage errors exit 2 (help and version exit 0)
             return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };

@@ -24,7 +24,7 @@ use crate::client::WebSocket;
 use crate::gateway::Endpoint;
 use crate::socketio;
 
-/// Path of the native status channel (design: routes contract).
+/// Path of the native status channel (docs/architecture.md#routes).
 pub const EVENTS_PATH: &str = "/_gateway/events";
 
 /// How long a join may take to be decided, and the default wait for one event.

@@ -35,7 +35,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long dropping an in-process gateway waits for its thread to end.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The gateway's own health route (design: routes contract).
+/// The gateway's own health route (docs/architecture.md#routes).
 pub const HEALTH_PATH: &str = "/_gateway/health";
 
 /// How a running gateway is reached: address, public origin, and the CA to trust for https.

@@ -24,13 +24,13 @@ use crate::config::GatewayConfig;
 use crate::gateway::Endpoint;
 use crate::upstream::Echo;
 
-/// The gateway's default session cookie name (design: config `session.cookie_name`).
+/// The gateway's default session cookie name (docs/architecture.md#configuration: `session.cookie_name`).
 pub const SESSION_COOKIE: &str = "gw_session";
 
-/// Path of the session JSON (design: routes contract).
+/// Path of the session JSON (docs/architecture.md#routes).
 pub const SESSION_PATH: &str = "/_gateway/session";
 
-/// Path of the logout route (design: routes contract).
+/// Path of the logout route (docs/architecture.md#routes).
 pub const LOGOUT_PATH: &str = "/connect/logout";
 
 /// Path of the handoff redemption route.

@@ -51,7 +51,7 @@ pub const BOT_ISSUER: &str = "https://api.botframework.com";
 pub const METADATA_PATH: &str = "/v1/.well-known/openidconfiguration";
 /// Where [`BotIssuer`] serves its keys.
 pub const KEYS_PATH: &str = "/keys";
-/// Largest activity the gateway accepts (issue 7: bounded size; 64 KiB).
+/// Largest activity the gateway accepts (bounded size; 64 KiB).
 pub const MAX_ACTIVITY_BYTES: usize = 64 * 1024;
 
 const RSA_A: &[u8] = include_bytes!("../fixtures/keys/rsa-a.der");

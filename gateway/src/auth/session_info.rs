@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 use super::{json_reply, with_cookie, AuthRequest, AuthService, Reply};
 
 impl AuthService {
-    /// Answers the session JSON of the design, creating the session (and its cookie) if absent.
+    /// Answers the session JSON (`docs/architecture.md#routes`), creating the session (and its cookie) if absent.
     pub async fn session_info(&self, req: &AuthRequest<'_>) -> Reply {
         let Ok(Some((session, set_cookie))) = self.ensure_session(req.headers).await else {
             return json_reply(503, &json!({"error": "temporarily_unavailable"}));

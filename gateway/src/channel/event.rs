@@ -1,4 +1,4 @@
-//! Status events and their wire JSON (design: status channel events, a contract).
+//! Status events and their wire JSON (docs/architecture.md#status-channel-events).
 
 use serde_json::{json, Value};
 

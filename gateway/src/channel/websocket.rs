@@ -13,7 +13,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::{Hub, SignedIn, StatusEvent};
 use crate::session::SessionId;
 
-/// Close code for a socket with no valid session (design: joins nothing).
+/// Close code for a socket with no valid session (docs/architecture.md#status-channel-events: joins nothing).
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 /// Close code when the session already has its maximum of sockets.
 pub const CLOSE_TOO_MANY: u16 = 4429;

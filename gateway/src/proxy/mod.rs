@@ -200,7 +200,7 @@ impl Gateway {
         Ok(false)
     }
 
-    /// Step 1 of the design: remove every header a client may not set.
+    /// Step 1 of the request path (`docs/architecture.md#request-path`): remove every header a client may not set.
     fn strip_headers(live: &Live, session: &mut Session, ctx: &mut RequestCtx) {
         ctx.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
         ctx.trusted_peer = forwarded::is_trusted(ctx.client_ip, &live.trusted_proxies);
@@ -390,7 +390,7 @@ impl ProxyHttp for Gateway {
         }
         ctx.upgrade = session.is_upgrade_req();
         if ctx.upgrade {
-            // design: Pingora facts, the 60 s read timeout also cuts idle upgraded connections
+            // docs/architecture.md#pingora-notes: the 60 s read timeout also cuts idle upgraded connections
             session.set_read_timeout(None);
             if Self::is_websocket(session) {
                 self.tunnel(&live, session, ctx).await?;
@@ -478,7 +478,7 @@ impl ProxyHttp for Gateway {
     }
 
     /// How Pingora's own error lines name a request: method and path, never the query or a
-    /// ticket (design: logs never carry a token, code, state or query value).
+    /// ticket (docs/architecture.md#security-invariants: logs never carry a token, code, state or query value).
     fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
         let req = session.req_header();
         format!("{} {}", req.method, route::loggable_path(req.uri.path()))

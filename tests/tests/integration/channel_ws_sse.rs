@@ -63,14 +63,15 @@ impl ChannelGateway {
     }
 }
 
-/// What every status-channel transport does (design: status channel events).
+/// What every status-channel transport does (docs/architecture.md#status-channel-events).
 pub(super) mod behaviour {
     use super::*;
     use serde_json::Value;
 
     pub(crate) const INIT: &str = "Private socket session established";
     /// Longest wait for `auth_expired` after the sign-in, with `token_ttl = "2s"`: the lifetime
-    /// plus 2 s (design: announced within a second of the end; the rest is slack for debug builds).
+    /// plus 2 s (docs/architecture.md#status-channel-events: announced within a second of the end;
+    /// the rest is slack for debug builds).
     const EXPIRY_WAIT: Duration = Duration::from_secs(4);
     /// `auth_expired` before this long after the sign-in started would be early.
     const TOKEN_TTL_FLOOR: Duration = Duration::from_millis(1900);
@@ -156,7 +157,7 @@ pub(super) mod behaviour {
         let signed_in = started.elapsed();
         expect(&mut *feed, "auth_success", &success("ada")).await?;
 
-        // design: tokens purged token_ttl after sign-in; this test is about time passing.
+        // docs/architecture.md#configuration: tokens purged token_ttl after sign-in; this test is about time passing.
         let wait = (signed_in + EXPIRY_WAIT).saturating_sub(started.elapsed());
         expect_within(&mut *feed, "auth_expired", &json!([{"providerName": "dev"}]), wait).await?;
         let at = started.elapsed();
@@ -395,7 +396,7 @@ async fn expired_ticket_joins_nothing() -> anyhow::Result<()> {
     let join = Join::Ticket(ticket);
     cg.open(Transport::WebSocket, &join, None).await?.joined()?;
 
-    // design: tickets are short-lived; this test is about time passing.
+    // docs/architecture.md#routes: tickets are short-lived; this test is about time passing.
     eventually("a 1 s ticket stops joining", Duration::from_secs(5), || async {
         let refusal = cg.open(Transport::WebSocket, &join, None).await?.refused().await?;
         ensure!(refusal == Refusal::Close(4401), "refused with {refusal:?}");

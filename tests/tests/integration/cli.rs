@@ -1,4 +1,4 @@
-//! The `gateway` command line (design: CLI contract): check-config on the shipped reference
+//! The `gateway` command line (docs/architecture.md#cli): check-config on the shipped reference
 //! config, `--version`, and exit code 2 for bad usage. Runs the built binary.
 
 use std::process::{Command, Output};

@@ -1,4 +1,4 @@
-//! Faults while serving load (issue 9): a dependency fails while bystanders keep sending, and
+//! Faults while serving load: a dependency fails while bystanders keep sending, and
 //! every answer is counted. The users of the failing dependency get one clear error, everyone
 //! else keeps getting 2xx, and service comes back without restarting the gateway.
 //!

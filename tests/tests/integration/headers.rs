@@ -4,7 +4,7 @@
 
 use gateway_tests::{Echo, EchoUpstream, GatewayConfig, RawRequest, TestGateway};
 
-/// Identity headers of the design (default names); never accepted from a client.
+/// The identity headers (`docs/architecture.md#identity-headers`, default names); never accepted from a client.
 const IDENTITY: [&str; 6] = [
     "X-Forwarded-User",
     "X-Forwarded-Email",

@@ -11,7 +11,7 @@ use gateway_tests::{eventually, metrics, ports, EchoUpstream, GatewayConfig, Tes
 use reqwest::{Method, Url};
 use serde_json::Value;
 
-/// The identity headers of the design a signed-in request carries (default names).
+/// The identity headers a signed-in request carries (`docs/architecture.md#identity-headers`, default names).
 const IDENTITY: [(&str, &str); 5] = [
     ("x-forwarded-user", "ada"),
     ("x-forwarded-email", "ada@dev.example"),
@@ -298,7 +298,7 @@ async fn tokens_expire_after_token_ttl() -> anyhow::Result<()> {
     assert_eq!(browser.get("/api/x").await?.status, 200, "the sign-in did not last even one request");
     let client = gw.client()?;
     let (url, cookie) = (gw.url("/api/x"), browser.cookie_header().context("no cookie")?);
-    // design: token_ttl is an absolute lifetime; this test is about time passing.
+    // docs/architecture.md#configuration: token_ttl is an absolute lifetime; this test is about time passing.
     let expired_after = eventually("the protected route answers 401 after token_ttl", EXPIRY_WAIT, || async {
         let status = client.get(&url).header("cookie", &cookie).send().await?.status();
         anyhow::ensure!(status == reqwest::StatusCode::UNAUTHORIZED, "still {status}");

@@ -1,4 +1,4 @@
-//! Many gateways, one Redis (issue 8): instances on a real `redis-server` share sign-ins, relay
+//! Many gateways, one Redis: instances on a real `redis-server` share sign-ins, relay
 //! status events, take a login transaction once, announce a token's end once per socket, keep
 //! nothing readable in Redis, fail closed while Redis is away and recover without a restart.
 //!

@@ -1,4 +1,4 @@
-//! The Teams messaging-extension loop (issue 7) through a real gateway: Teams-shaped activities
+//! The Teams messaging-extension loop through a real gateway: Teams-shaped activities
 //! from `tests/fixtures/teams/` go to `/api/messages`; the popup signs in with the built-in `dev`
 //! provider; a recording bot service shows exactly what was forwarded; a local Bot Framework
 //! issuer signs the bot tokens.

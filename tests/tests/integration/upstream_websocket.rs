@@ -1,6 +1,6 @@
 //! WebSockets to the add-in server that carry a signed-in identity end with it: the gateway
 //! closes both sides with 1008 ("session expired") when the session's tokens go away by
-//! lifetime or logout (issue: status channel, expiry). Anonymous WebSockets pass through.
+//! lifetime or logout (docs/architecture.md#request-path). Anonymous WebSockets pass through.
 
 use std::time::{Duration, Instant};
 

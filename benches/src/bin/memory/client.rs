@@ -18,7 +18,7 @@ use serde_json::Value;
 
 /// The gateway's default session cookie name (config `session.cookie_name`).
 const SESSION_COOKIE: &str = "gw_session";
-/// The session JSON (design: routes contract).
+/// The session JSON (docs/architecture.md#routes).
 const SESSION_PATH: &str = "/_gateway/session";
 /// The dev provider's authorization endpoint on the gateway.
 const DEV_AUTHORIZE_PATH: &str = "/_gateway/dev/authorize";

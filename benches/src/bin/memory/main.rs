@@ -114,7 +114,7 @@ enum Phase {
     },
 }
 
-/// An RSS limit from issue 6, and how a reading compares with it.
+/// An RSS target of the memory harness, and how a reading compares with it.
 pub(crate) struct Target {
     what: String,
     limit_mib: u64,

@@ -16,7 +16,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::client::Gateway;
 
-/// Path of the native status channel (design: routes contract).
+/// Path of the native status channel (docs/architecture.md#routes).
 const EVENTS_PATH: &str = "/_gateway/events";
 /// The client's read buffer: the gateway sends small JSON frames. tungstenite's default
 /// (128 KiB, zero-filled on the first read) would cost this process 2.5 GiB for 20,000 sockets.

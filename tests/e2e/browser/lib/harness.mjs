@@ -285,7 +285,7 @@ export async function devFlow(base, connectUrl, username, decision = 'approve', 
   return go(posted.headers.location);
 }
 
-/** Chromium flags the machine needs (closed network, root, no GPU), from the issue. */
+/** Chromium flags the machine needs (closed network, root, no GPU). */
 export const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',

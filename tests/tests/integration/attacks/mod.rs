@@ -28,7 +28,7 @@ use gateway_tests::{EchoUpstream, GatewayConfig, RawRequest, RawResponse, TestGa
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The identity headers of the design (default names): never accepted from a client.
+/// The identity headers (`docs/architecture.md#identity-headers`, default names): never accepted from a client.
 pub(crate) const IDENTITY_HEADERS: [&str; 6] = [
     "x-forwarded-user",
     "x-forwarded-email",

@@ -95,7 +95,7 @@ async fn identity_ends_at_token_ttl_whatever_the_provider_would_still_say() -> a
     assert_eq!(seen.header("x-forwarded-user").as_deref(), Some("sub-alice"), "claims changed within token_ttl");
     let client = gw.client()?;
     let (url, cookie) = (gw.url("/api/x"), browser.cookie_header().context("no cookie")?);
-    // design: token_ttl is an absolute lifetime; this test is about time passing.
+    // docs/architecture.md#configuration: token_ttl is an absolute lifetime; this test is about time passing.
     let ended_after = eventually("the identity ends after token_ttl", Duration::from_secs(8), || async {
         let resp = client.get(&url).header("cookie", &cookie).send().await?;
         ensure!(resp.status() == reqwest::StatusCode::UNAUTHORIZED, "still {}", resp.status());
