@@ -9,8 +9,10 @@
 //! - [`session`]: fixation, retired and foreign keys, gateway-route variants, secrets in pages and logs
 //! - [`tokens`]: client-sent bearer tokens, identity bounded by `token_ttl`
 //! - [`smuggling`]: framing attacks over raw TCP, header limits, idle and slow connections
+//! - [`binding`]: a sign-in reaches only the task pane that started it; who may sign in and pass
 //! - [`channel`]: cross-site WebSocket hijacking, hostile socket.io traffic, join floods
 
+mod binding;
 mod channel;
 mod header_trust;
 mod open_redirect;
