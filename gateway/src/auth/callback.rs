@@ -145,16 +145,9 @@ impl AuthService {
                 return Err(FlowError::NotAllowed("tenant"));
             }
         }
-        if !rules.emails.is_empty() || !rules.domains.is_empty() {
-            let email = identity.email.as_deref().map(str::to_ascii_lowercase);
-            let listed = email.as_deref().is_some_and(|e| rules.emails.iter().any(|a| a == e));
-            let domain = email
-                .as_deref()
-                .and_then(|e| e.rsplit_once('@'))
-                .is_some_and(|(_, d)| rules.domains.iter().any(|a| a == d));
-            if !listed && !domain {
-                return Err(FlowError::NotAllowed("email"));
-            }
+        let email_rule = !rules.emails.is_empty() || !rules.domains.is_empty();
+        if email_rule && !super::guard::email_listed(&rules.emails, &rules.domains, identity) {
+            return Err(FlowError::NotAllowed("email"));
         }
         if !rules.groups.is_empty() && !identity.groups.iter().chain(&identity.roles).any(|g| rules.groups.contains(g))
         {

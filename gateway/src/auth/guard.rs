@@ -17,17 +17,19 @@ pub enum Access {
     Denied(Reply),
 }
 
+/// Whether `identity`'s (provider-vouched) email is one of `emails` (lower-case) or in one of
+/// `domains` (lower-case, exact: a subdomain is another domain).
+pub(crate) fn email_listed(emails: &[String], domains: &[String], identity: &Identity) -> bool {
+    let Some(email) = identity.email.as_deref().map(str::to_ascii_lowercase) else { return false };
+    let by_domain = email.rsplit_once('@').is_some_and(|(_, domain)| domains.iter().any(|d| d == domain));
+    by_domain || emails.contains(&email)
+}
+
 /// Whether `identity` passes `rule`: any listed email, verified email domain, group or role.
 pub fn passes(rule: &AllowRule, identity: &Identity) -> bool {
-    let email = identity.email.as_deref().map(str::to_ascii_lowercase);
-    let by_email = email.as_deref().is_some_and(|e| rule.emails.iter().any(|a| a == e));
-    let by_domain = email
-        .as_deref()
-        .and_then(|e| e.rsplit_once('@'))
-        .is_some_and(|(_, domain)| rule.domains.iter().any(|d| d == domain));
     let by_group = identity.groups.iter().any(|g| rule.groups.contains(g));
     let by_role = identity.roles.iter().any(|r| rule.roles.contains(r));
-    by_email || by_domain || by_group || by_role
+    email_listed(&rule.emails, &rule.domains, identity) || by_group || by_role
 }
 
 fn unavailable() -> Access {
