@@ -285,6 +285,25 @@ export async function devFlow(base, connectUrl, username, decision = 'approve', 
   return go(posted.headers.location);
 }
 
+/**
+ * The task pane's side of a popup that did not share its cookies: redeems the handoff code of
+ * the completion page `done` with the pane's `jar` (`POST /_gateway/handoff`, the gateway's own
+ * Origin) and keeps the rotated cookie. Returns the answer (204 expected).
+ */
+export async function redeem(base, jar, done, ca) {
+  const m = done.body.match(/id="gateway-outcome">([^<]*)<\/script>/);
+  if (!m) throw new Error(`no gateway-outcome on the completion page: ${done.body}`);
+  const outcome = JSON.parse(m[1]);
+  if (!outcome.handoff) throw new Error(`no handoff code: ${m[1]}`);
+  const r = await request(`${base}/_gateway/handoff`, {
+    method: 'POST', ca,
+    headers: { cookie: jar.header(), origin: base, 'content-type': 'application/json' },
+    body: JSON.stringify({ code: outcome.handoff }),
+  });
+  jar.take(r.headers);
+  return r;
+}
+
 /** Chromium flags the machine needs (closed network, root, no GPU). */
 export const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { io } from 'socket.io-client';
 
-import { devFlow, gatewayConfig, Jar, request, startGateway, startServer, whoami } from '../lib/harness.mjs';
+import { devFlow, gatewayConfig, Jar, redeem, request, startGateway, startServer, whoami } from '../lib/harness.mjs';
 
 const WAIT_MS = 8_000;
 
@@ -86,6 +86,7 @@ describe('socket.io-client@4 (Node) against the gateway', () => {
       assert.equal(s.socket.io.engine.transport.name, 'websocket');
       const done = await devFlow(gw.base, info.providers.dev.connect_url, 'ada');
       assert.equal(done.status, 200, done.body);
+      assert.equal((await redeem(gw.base, jar, done)).status, 204);
       assert.deepEqual(await s.next('auth_success'), [{ providerName: 'dev', displayName: 'Dev User ada' }]);
       // The session is signed in for the proxied API too.
       const api = await request(`${gw.base}/api/whoami`, { headers: { cookie: jar.header() } });
@@ -97,12 +98,12 @@ describe('socket.io-client@4 (Node) against the gateway', () => {
   });
 
   test('websocket transport only, joined by ?ticket= without any cookie', async () => {
-    const { info } = await newSession(gw);
+    const { jar, info } = await newSession(gw);
     const s = connect(gw, { transports: ['websocket'], query: { ticket: info.ticket }, extraHeaders: { origin: gw.base } });
     try {
       assert.equal(await s.next('init'), 'Private socket session established');
       assert.equal(s.socket.io.engine.transport.name, 'websocket');
-      await devFlow(gw.base, info.providers.dev.connect_url, 'grace');
+      await redeem(gw.base, jar, await devFlow(gw.base, info.providers.dev.connect_url, 'grace'));
       assert.deepEqual(await s.next('auth_success'), [{ providerName: 'dev', displayName: 'Dev User grace' }]);
     } finally {
       s.close();
@@ -111,7 +112,7 @@ describe('socket.io-client@4 (Node) against the gateway', () => {
 
   test('polling only: a late joiner of a signed-in session gets auth_success right after init', async () => {
     const { jar, info } = await newSession(gw);
-    await devFlow(gw.base, info.providers.dev.connect_url, 'linus');
+    await redeem(gw.base, jar, await devFlow(gw.base, info.providers.dev.connect_url, 'linus'));
     const s = connect(gw, { transports: ['polling'], extraHeaders: { cookie: jar.header(), origin: gw.base } });
     try {
       await s.next('auth_success');
@@ -144,7 +145,9 @@ describe('socket.io-client@4 (Node) against the gateway', () => {
     const s = connect(shortGw, { extraHeaders: { cookie: jar.header(), origin: shortGw.base } });
     try {
       await s.next('init');
-      await devFlow(shortGw.base, info.providers.dev.connect_url, 'ada');
+      // Bound at the upgrade: the websocket keeps its session when the sign-in rotates the cookie.
+      await waitUpgrade(s.socket);
+      await redeem(shortGw.base, jar, await devFlow(shortGw.base, info.providers.dev.connect_url, 'ada'));
       await s.next('auth_success');
       assert.deepEqual(await s.next('auth_expired'), [{ providerName: 'dev' }]);
       const api = await request(`${shortGw.base}/api/whoami`, { headers: { cookie: jar.header() } });
@@ -161,9 +164,10 @@ describe('socket.io-client@4 (Node) against the gateway', () => {
     const sb = connect(gw, { extraHeaders: { cookie: b.jar.header(), origin: gw.base } });
     try {
       await Promise.all([sa.next('init'), sb.next('init')]);
-      await devFlow(gw.base, a.info.providers.dev.connect_url, 'alice');
+      await Promise.all([waitUpgrade(sa.socket), waitUpgrade(sb.socket)]);
+      await redeem(gw.base, a.jar, await devFlow(gw.base, a.info.providers.dev.connect_url, 'alice'));
       await sa.next('auth_success');
-      await devFlow(gw.base, b.info.providers.dev.connect_url, 'bob');
+      await redeem(gw.base, b.jar, await devFlow(gw.base, b.info.providers.dev.connect_url, 'bob'));
       await sb.next('auth_success');
       await sleep(300);
       assert.deepEqual(sa.seen.map((e) => [e.name, e.data]), [
