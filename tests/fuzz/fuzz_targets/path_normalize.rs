@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
         methods: None,
         require: Require::Any,
         forward_access_token: false,
+        allow: None,
     };
     let rules = RouteRules::new(vec![rule("/api/"), rule("/")]);
     let matched = rules.find(&path, &Method::GET).map(|r| r.prefix.as_str());
