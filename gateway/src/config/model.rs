@@ -281,6 +281,8 @@ pub struct TeamsConfig {
     pub verify_bot_token: bool,
     /// Bot Framework OpenID metadata URL.
     pub openid_metadata: Url,
+    /// A single-tenant bot's tenant id and the Entra authority that issues its tokens.
+    pub tenant: Option<(String, Url)>,
     /// Security code lifetime.
     pub code_ttl: Ttl,
     /// Only JWT checks.

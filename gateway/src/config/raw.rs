@@ -270,6 +270,10 @@ pub struct RawTeams {
     pub verify_bot_token: bool,
     /// Bot Framework OpenID metadata URL.
     pub openid_metadata: Option<String>,
+    /// Tenant of a single-tenant bot: its Entra-issued tokens are accepted too.
+    pub tenant: Option<String>,
+    /// Entra authority of `tenant` (default `https://login.microsoftonline.com`).
+    pub authority: Option<String>,
     /// Security-code lifetime.
     #[serde(default = "default_code_ttl", with = "humantime_serde")]
     pub code_ttl: Duration,

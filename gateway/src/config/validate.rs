@@ -16,6 +16,8 @@ use super::raw::*;
 use super::secret::{self, EnvLookup};
 use super::types::{AllowedHost, CookieName, ProviderName, PublicUrl, SameSite, Ttl};
 
+/// Microsoft's public-cloud Entra authority, the default of `teams.authority`.
+const DEFAULT_ENTRA_AUTHORITY: &str = "https://login.microsoftonline.com";
 /// Bot Framework's OpenID metadata, the default of `teams.openid_metadata`.
 const BOT_FRAMEWORK_METADATA: &str = "https://login.botframework.com/v1/.well-known/openidconfiguration";
 
@@ -553,7 +555,21 @@ fn teams(raw: &RawTeams, names: &[ProviderName], p: &mut Problems) -> Option<Tea
     }
     let metadata = raw.openid_metadata.clone().or_else(|| Some(BOT_FRAMEWORK_METADATA.to_owned()));
     let openid_metadata = url_field(p, "teams.openid_metadata".to_owned(), &metadata, true).flatten();
+    let authority = raw.authority.clone().or_else(|| Some(DEFAULT_ENTRA_AUTHORITY.to_owned()));
+    let authority = url_field(p, "teams.authority".to_owned(), &authority, true).flatten();
+    let tenant = match (&raw.tenant, authority) {
+        (Some(t), _) if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || "-.".contains(c)) => {
+            p.add("teams.tenant", format!("\"{t}\" is not a tenant id"));
+            None
+        }
+        (Some(t), Some(a)) => Some((t.to_ascii_lowercase(), a)),
+        _ => None,
+    };
+    if raw.authority.is_some() && raw.tenant.is_none() {
+        p.add("teams.authority", "is only used with teams.tenant");
+    }
     Some(TeamsConfig {
+        tenant,
         bot_path: raw.bot_path.clone(),
         provider: provider?,
         app_id: raw.app_id.clone(),

@@ -1,7 +1,12 @@
 //! Bot Framework request checks: the `Authorization: Bearer` JWT of every request to `bot_path`,
 //! against the Bot Framework OpenID metadata (keys cached, refetched on an unknown key id at most
-//! once a minute; RS256 family only; issuer, audience = app id, 5 minutes skew, `serviceurl`
-//! equal to the activity's, key endorsed for `msteams`).
+//! once a minute; RS256 family only; issuer, audience = app id, 5 minutes skew on `exp` and
+//! `nbf`, `serviceurl` equal to the activity's, key endorsed for `msteams`).
+//!
+//! A single-tenant bot (`[teams] tenant`) also gets tokens that Entra issues for its tenant
+//! (`https://sts.windows.net/{tid}/` or `{authority}/{tid}/v2.0`), signed with the tenant's keys
+//! (no endorsements there). The token's `iss` picks the key source; the signature must then
+//! verify with that source's keys, so naming an issuer gains an attacker nothing.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,12 +68,36 @@ struct Keys {
     failed: bool,
 }
 
+/// Where one family of bot tokens gets its keys, and the issuers it stands for.
+struct KeySource {
+    metadata: Url,
+    issuers: Vec<String>,
+    /// Bot Framework keys say which channels they sign for; Entra keys do not.
+    needs_endorsement: bool,
+    keys: Mutex<Keys>,
+}
+
+impl KeySource {
+    fn new(metadata: Url, issuers: Vec<String>, needs_endorsement: bool) -> Self {
+        Self {
+            metadata,
+            issuers,
+            needs_endorsement,
+            keys: Mutex::new(Keys { keys: Vec::new(), fetched: None, failed: false }),
+        }
+    }
+}
+
 /// Verifies bot tokens for one app id.
 pub struct BotTokenVerifier {
-    metadata: Url,
     app_id: String,
     http: Arc<dyn HttpClient>,
-    keys: Mutex<Keys>,
+    sources: Vec<KeySource>,
+}
+
+#[derive(Deserialize)]
+struct IssuerOnly {
+    iss: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -77,9 +106,19 @@ struct Claims {
 }
 
 impl BotTokenVerifier {
-    /// For `app_id`, with keys from the OpenID metadata at `metadata`.
-    pub fn new(metadata: Url, app_id: String, http: Arc<dyn HttpClient>) -> Self {
-        Self { metadata, app_id, http, keys: Mutex::new(Keys { keys: Vec::new(), fetched: None, failed: false }) }
+    /// For `app_id`, with keys from the Bot Framework OpenID metadata at `metadata`, and from
+    /// `tenant`'s Entra metadata at `authority` when the bot is single-tenant.
+    pub fn new(metadata: Url, app_id: String, tenant: Option<&(String, Url)>, http: Arc<dyn HttpClient>) -> Self {
+        let mut sources = vec![KeySource::new(metadata, vec![BOT_FRAMEWORK_ISSUER.to_owned()], true)];
+        if let Some((tid, authority)) = tenant {
+            let base = authority.as_str().trim_end_matches('/');
+            let entra_metadata = Url::parse(&format!("{base}/{tid}/v2.0/.well-known/openid-configuration"));
+            if let Ok(m) = entra_metadata {
+                let issuers = vec![format!("https://sts.windows.net/{tid}/"), format!("{base}/{tid}/v2.0")];
+                sources.push(KeySource::new(m, issuers, false));
+            }
+        }
+        Self { app_id, http, sources }
     }
 
     /// Checks the `Authorization` header value for an activity from `service_url`.
@@ -92,8 +131,9 @@ impl BotTokenVerifier {
             return Err(BotTokenError::Malformed);
         }
         let kid = header.kid.ok_or(BotTokenError::Malformed)?;
-        let (jwk, endorsed) = self.key(&kid).await?;
-        if !endorsed {
+        let source = self.source_of(token)?;
+        let (jwk, endorsed) = self.key(source, &kid).await?;
+        if source.needs_endorsement && !endorsed {
             return Err(BotTokenError::NotEndorsed);
         }
         let key = DecodingKey::from_jwk(&jwk).map_err(|_| BotTokenError::Malformed)?;
@@ -101,7 +141,7 @@ impl BotTokenVerifier {
         v.leeway = SKEW.as_secs();
         // A token not valid yet (`nbf` beyond the skew) is refused like an expired one.
         v.validate_nbf = true;
-        v.set_issuer(&[BOT_FRAMEWORK_ISSUER]);
+        v.set_issuer(&source.issuers);
         v.set_audience(&[self.app_id.as_str()]);
         v.set_required_spec_claims(&["exp", "iss", "aud"]);
         let data = jsonwebtoken::decode::<Claims>(token, &key, &v).map_err(|e| {
@@ -121,8 +161,18 @@ impl BotTokenVerifier {
         }
     }
 
-    async fn key(&self, kid: &str) -> Result<(Jwk, bool), BotTokenError> {
-        let mut keys = self.keys.lock().await;
+    /// The key source of the issuer the token names (unverified: only a choice of keys).
+    fn source_of(&self, token: &str) -> Result<&KeySource, BotTokenError> {
+        let payload = token.split('.').nth(1).ok_or(BotTokenError::Malformed)?;
+        let bytes = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .map_err(|_| BotTokenError::Malformed)?;
+        let claims: IssuerOnly = serde_json::from_slice(&bytes).map_err(|_| BotTokenError::Malformed)?;
+        let iss = claims.iss.unwrap_or_default();
+        self.sources.iter().find(|s| s.issuers.contains(&iss)).ok_or(BotTokenError::Invalid("wrong issuer"))
+    }
+
+    async fn key(&self, source: &KeySource, kid: &str) -> Result<(Jwk, bool), BotTokenError> {
+        let mut keys = source.keys.lock().await;
         let fresh = keys.fetched.is_some_and(|t| t.elapsed() < KEYS_MAX_AGE);
         if fresh {
             if let Some(k) = keys.keys.iter().find(|k| k.kid == kid) {
@@ -134,7 +184,7 @@ impl BotTokenVerifier {
             return Err(if keys.failed { BotTokenError::KeysUnavailable } else { BotTokenError::UnknownKey });
         }
         keys.fetched = Some(Instant::now());
-        match self.fetch().await {
+        match self.fetch(&source.metadata).await {
             Ok(k) => {
                 keys.keys = k;
                 keys.failed = false;
@@ -151,9 +201,9 @@ impl BotTokenVerifier {
             .ok_or(BotTokenError::UnknownKey)
     }
 
-    async fn fetch(&self) -> Result<Vec<BotKey>, BotTokenError> {
+    async fn fetch(&self, metadata: &Url) -> Result<Vec<BotKey>, BotTokenError> {
         let get = |url: &str| http::Request::get(url).body(Vec::new()).map_err(|_| BotTokenError::KeysUnavailable);
-        let meta = self.http.send(get(self.metadata.as_str())?).await.map_err(|_| BotTokenError::KeysUnavailable)?;
+        let meta = self.http.send(get(metadata.as_str())?).await.map_err(|_| BotTokenError::KeysUnavailable)?;
         let meta: serde_json::Value =
             serde_json::from_slice(meta.body()).map_err(|_| BotTokenError::KeysUnavailable)?;
         let jwks_uri = meta["jwks_uri"].as_str().ok_or(BotTokenError::KeysUnavailable)?;

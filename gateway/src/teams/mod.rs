@@ -80,9 +80,9 @@ impl TeamsService {
         http: Arc<dyn crate::providers::http_client::HttpClient>,
     ) -> Self {
         let code_key = hmac::Key::new(hmac::HMAC_SHA256, &keys.derive(b"gateway/teams-codes/v1").unwrap_or_default());
-        let verifier = config
-            .verify_bot_token
-            .then(|| BotTokenVerifier::new(config.openid_metadata.clone(), config.app_id.clone(), http));
+        let verifier = config.verify_bot_token.then(|| {
+            BotTokenVerifier::new(config.openid_metadata.clone(), config.app_id.clone(), config.tenant.as_ref(), http)
+        });
         Self {
             config: config.clone(),
             keys,

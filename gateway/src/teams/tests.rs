@@ -18,6 +18,7 @@ const RSA_A_N: &str = include_str!("../../../tests/fixtures/keys/rsa-a.n");
 const RSA_B: &[u8] = include_bytes!("../../../tests/fixtures/keys/rsa-b.der");
 const APP_ID: &str = "bot-app-id";
 const SERVICE_URL: &str = "https://smba.trafficmanager.net/amer/";
+const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 
 /// Serves the Bot Framework metadata and keys (one endorsed for msteams, one not).
 struct BotKeys {
@@ -28,8 +29,13 @@ struct BotKeys {
 impl HttpClient for BotKeys {
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
         self.fetches.fetch_add(1, Ordering::SeqCst);
-        let body = if req.uri().path().ends_with("openidconfiguration") {
+        let path = req.uri().path();
+        let body = if path.ends_with("openidconfiguration") {
             json!({"issuer": "https://api.botframework.com", "jwks_uri": "https://login.botframework.test/keys"})
+        } else if path == format!("/{TENANT}/v2.0/.well-known/openid-configuration") {
+            json!({"issuer": format!("https://login.entra.test/{TENANT}/v2.0"), "jwks_uri": format!("https://login.entra.test/{TENANT}/discovery/v2.0/keys")})
+        } else if path.contains("/discovery/") {
+            json!({"keys": [{"kty": "RSA", "kid": "entra", "use": "sig", "n": RSA_A_N.trim(), "e": "AQAB"}]})
         } else {
             let key = |kid: &str, endorsements: Value| json!({"kty": "RSA", "kid": kid, "use": "sig", "n": RSA_A_N.trim(), "e": "AQAB", "endorsements": endorsements});
             json!({"keys": [key("teams", json!(["msteams", "webchat"])), key("other", json!(["skype"]))]})
@@ -45,16 +51,21 @@ fn config(verify: bool) -> TeamsConfig {
         app_id: APP_ID.into(),
         verify_bot_token: verify,
         openid_metadata: url::Url::parse("https://login.botframework.test/v1/.well-known/openidconfiguration").unwrap(),
+        tenant: None,
         code_ttl: Ttl::new(Duration::from_secs(600)).unwrap(),
         pass_through: false,
     }
 }
 
 fn service(verify: bool) -> TeamsService {
+    service_with(config(verify))
+}
+
+fn service_with(config: TeamsConfig) -> TeamsService {
     let secret = SessionSecret::parse(SecretString::from("s".repeat(40))).unwrap();
     let keys = Keyring::from_secrets(&[secret]);
     let http = Arc::new(BotKeys { fetches: AtomicUsize::new(0) });
-    TeamsService::new(&config(verify), keys, Duration::from_secs(60), "https://gw.test".into(), http)
+    TeamsService::new(&config, keys, Duration::from_secs(60), "https://gw.test".into(), http)
 }
 
 fn tokens() -> StoredTokens {
@@ -205,4 +216,37 @@ async fn bot_tokens_are_checked_before_anything_else() {
     let mut c = claims();
     c["iss"] = json!("https://sts.windows.net/x/");
     assert_eq!(refused(&t, Some(&bot_token(RSA_A, "teams", c))).await, Some(401), "wrong issuer");
+}
+
+#[tokio::test]
+async fn a_single_tenant_bot_accepts_its_tenants_entra_tokens_and_nothing_else() {
+    let mut single = config(true);
+    single.tenant = Some((TENANT.to_owned(), url::Url::parse("https://login.entra.test").unwrap()));
+    let t = service_with(single);
+    let entra = |iss: String, kid: &str| {
+        let mut c = claims();
+        c["iss"] = json!(iss);
+        bot_token(RSA_A, kid, c)
+    };
+    let v1 = entra(format!("https://sts.windows.net/{TENANT}/"), "entra");
+    let v2 = entra(format!("https://login.entra.test/{TENANT}/v2.0"), "entra");
+    for token in [&v1, &v2] {
+        assert!(matches!(t.handle(Some(token), &query("u1", None)).await, BotDecision::Reply(_)), "{token}");
+    }
+    assert!(matches!(
+        t.handle(Some(bot_token(RSA_A, "teams", claims()).as_str()), &query("u1", None)).await,
+        BotDecision::Reply(_)
+    ));
+    let other_tenant = entra("https://sts.windows.net/00000000-0000-0000-0000-000000000001/".into(), "entra");
+    assert_eq!(refused(&t, Some(&other_tenant)).await, Some(401), "another tenant's issuer");
+    let bot_key = entra(format!("https://sts.windows.net/{TENANT}/"), "teams");
+    assert_eq!(refused(&t, Some(&bot_key)).await, Some(401), "a Bot Framework key for the tenant's issuer");
+    let entra_key = bot_token(RSA_A, "entra", claims());
+    assert_eq!(refused(&t, Some(&entra_key)).await, Some(401), "an Entra key for the Bot Framework issuer");
+    let mut future = claims();
+    future["iss"] = json!(format!("https://sts.windows.net/{TENANT}/"));
+    future["nbf"] = json!(future["exp"].as_u64().unwrap() + 3000);
+    assert_eq!(refused(&t, Some(&bot_token(RSA_A, "entra", future))).await, Some(401), "nbf in an hour");
+    // Without `tenant`, Entra-issued tokens are refused.
+    assert_eq!(refused(&service(true), Some(&v1)).await, Some(401));
 }
