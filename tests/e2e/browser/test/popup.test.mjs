@@ -189,6 +189,38 @@ describe('the popup flow in Chromium', () => {
   });
 });
 
+describe('a connect link opened in another browser (account takeover by link)', () => {
+  test('the victim signs in from the attacker\'s link; the attacker\'s task pane stays signed out', async () => {
+    const gw = await demoGateway();
+    const attacker = await launchBrowser();
+    const victim = await launchBrowser();
+    try {
+      const pane = await attacker.context.newPage();
+      await pane.goto(`${gw.base}/`);
+      await shows(pane, '#status', 'Not signed in');
+      const link = await pane.evaluate(async () => (await (await fetch('/_gateway/session')).json()).providers.dev.connect_url);
+      // The victim opens the link in a browser of their own (a chat message, an email) and signs in.
+      const tab = await victim.context.newPage();
+      await tab.goto(`${gw.base}${link}`);
+      await tab.waitForSelector('#username', { timeout: WAIT_MS });
+      await tab.fill('#username', 'victim');
+      await Promise.all([tab.waitForURL(/\/connect\/dev\/callback/, { timeout: WAIT_MS }), tab.click('#approve')]);
+      await tab.waitForSelector('#gateway-outcome', { state: 'attached', timeout: WAIT_MS });
+      const outcome = JSON.parse(await tab.locator('#gateway-outcome').textContent());
+      assert.equal(outcome.status, 'success');
+      assert.ok(outcome.handoff, 'the callback attached the sign-in instead of parking it');
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.match(await pane.locator('#status').textContent(), /Not signed in/);
+      assert.equal((await callApi(pane)).status, 401, 'the link signed the attacker\'s session in as the victim');
+      await screenshot(pane, 'link-attack-attacker-pane');
+    } finally {
+      await attacker.close();
+      await victim.close();
+      await gw.stop();
+    }
+  });
+});
+
 describe('the task pane in a cross-origin iframe with third-party cookies blocked (Office on the web)', () => {
   for (const partitioned of [true, false]) {
     test(partitioned
@@ -211,13 +243,18 @@ describe('the task pane in a cross-origin iframe with third-party cookies blocke
         await page.goto(`http://127.0.0.1:${host.port}/`);
         const frame = await (await page.waitForSelector('#taskpane')).contentFrame();
         await shows(frame, '#status', 'Not signed in');
+        // The popup is a top-level page: its cookies are not the iframe's, so the sign-in comes
+        // back as a handoff code that client.js in the iframe redeems.
+        const handoff = page.waitForResponse((r) => r.url().endsWith('/_gateway/handoff'), { timeout: WAIT_MS });
         await devLogin(await openPopup(browser.context, frame, '#sign-in-dev'), 'ada');
         if (partitioned) {
+          assert.equal((await handoff).status(), 204, 'the iframe did not redeem the handoff code');
           await shows(frame, '#status', 'Signed in as Dev User ada (dev)');
           const api = await callApi(frame);
           assert.equal(api.status, 200, `the API call from the iframe answered ${api.status}: ${api.body}`);
           assert.equal(api.body.upstream_saw['x-forwarded-user'], 'ada');
         } else {
+          handoff.catch(() => {});
           // Every request of the iframe arrives without the blocked cookie: a new session each
           // time, so the protected route refuses. This is what the Partitioned case overcomes.
           const api = await callApi(frame);
@@ -231,4 +268,41 @@ describe('the task pane in a cross-origin iframe with third-party cookies blocke
       }
     });
   }
+});
+
+describe('a socket.io-client 1.3.7 task pane in a cross-origin iframe (client.js loaded, nothing else)', () => {
+  test('the popup\'s handoff is redeemed by client.js and socket.io hears auth_success', async () => {
+    const modules = path.join(SUITE, 'node_modules');
+    const upstream = await startServer({
+      '/socketio-1.html': sendFile(path.join(SUITE, 'pages', 'socketio-1.html'), 'text/html; charset=utf-8'),
+      '/vendor/socket.io-1.3.7.js': sendFile(path.join(modules, 'socket.io-client-1', 'socket.io.js'), 'application/javascript'),
+      '/api/whoami': whoami,
+    });
+    const gw = await startGateway(await gatewayConfig({ upstreamPort: upstream.port }));
+    const host = await startServer({
+      '/': (_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(
+        `<!doctype html><title>Office on the web</title><iframe id="taskpane" src="${gw.base}/socketio-1.html" width="700" height="520"></iframe>`,
+      ),
+    });
+    const browser = await launchBrowser({ blockThirdPartyCookies: true });
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(`http://127.0.0.1:${host.port}/`);
+      const frame = await (await page.waitForSelector('#taskpane')).contentFrame();
+      await shows(frame, '#status', 'Not signed in');
+      const handoff = page.waitForResponse((r) => r.url().endsWith('/_gateway/handoff'), { timeout: WAIT_MS });
+      await devLogin(await openPopup(browser.context, frame, '#sign-in'), 'sio1');
+      assert.equal((await handoff).status(), 204);
+      await shows(frame, '#status', 'Signed in as Dev User sio1');
+      const api = await callApi(frame);
+      assert.equal(api.status, 200, api.body);
+      assert.equal(api.body.upstream_saw['x-forwarded-user'], 'sio1');
+      await screenshot(page, 'iframe-socketio-1-handoff');
+    } finally {
+      await browser.close();
+      await host.stop();
+      await gw.stop();
+      await upstream.stop();
+    }
+  });
 });
