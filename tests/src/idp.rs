@@ -149,6 +149,7 @@ struct Knobs {
     id_token_fault: IdTokenFault,
     userinfo_status: Option<u16>,
     unreachable: Vec<String>,
+    extra_claims: serde_json::Map<String, Value>,
 }
 
 /// What one authorization (a code, then its tokens) was granted for.
@@ -336,6 +337,11 @@ impl TestIdp {
     /// without `Content-Length`, generated lazily so the IdP holds no copy (no code is spent).
     pub fn token_body_huge(&self, bytes: usize) {
         self.shared.knobs().token_body = TokenBody::Huge(bytes);
+    }
+
+    /// Sticky: claims added to every ID token (e.g. Entra's `tid`, `groups`, `roles`).
+    pub fn set_extra_claims(&self, claims: Value) {
+        self.shared.knobs().extra_claims = claims.as_object().cloned().unwrap_or_default();
     }
 
     /// Sticky: token responses (both grants) carry no `id_token`.

@@ -119,7 +119,7 @@ fn issue_tokens(shared: &Shared, grant: &Grant, knobs: &Knobs, refreshed: Option
         secrets.push(refresh_token.clone());
     }
     if !knobs.omit_id_token {
-        match id_token(&shared.issuer, grant, knobs.id_token_fault) {
+        match id_token(&shared.issuer, grant, knobs.id_token_fault, &knobs.extra_claims) {
             Ok(id_token) => {
                 body["id_token"] = json!(id_token);
                 secrets.push(id_token);
@@ -139,9 +139,17 @@ fn issue_tokens(shared: &Shared, grant: &Grant, knobs: &Knobs, refreshed: Option
 }
 
 /// An ID token for `grant` (OpenID Connect Core §2), spoiled as `fault` says.
-fn id_token(issuer: &str, grant: &Grant, fault: IdTokenFault) -> anyhow::Result<String> {
+fn id_token(
+    issuer: &str,
+    grant: &Grant,
+    fault: IdTokenFault,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<String> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let mut claims = TestUser::for_login(&grant.login).claims();
+    for (name, value) in extra {
+        claims[name] = value.clone();
+    }
     claims["iss"] = json!(issuer);
     claims["aud"] = json!(CLIENT_ID);
     claims["iat"] = json!(now);

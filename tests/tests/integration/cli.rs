@@ -54,3 +54,19 @@ fn unknown_subcommand_exits_2() -> anyhow::Result<()> {
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     Ok(())
 }
+
+#[test]
+fn check_config_refuses_a_multi_tenant_entra_provider_without_allowed_tenants_with_exit_2() -> anyhow::Result<()> {
+    let config = workspace_root().join("tests/fixtures/config/bad/27-multi-tenant-entra-without-allowed-tenants.toml");
+    let output = Command::new(gateway_binary()?)
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config)
+        .env(SECRET_ENV, TEST_SECRET)
+        .output()?;
+
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("providers.entra.allowed_tenants: is required"), "{}", describe(&output));
+    Ok(())
+}

@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use gateway_tests::idp::{TestIdp, CLIENT_ID, CLIENT_SECRET};
 use gateway_tests::signin::{dev_config, Browser, SESSION_COOKIE};
 use gateway_tests::{EchoUpstream, GatewayConfig, TestGateway};
 use reqwest::Method;
@@ -188,5 +189,55 @@ async fn the_ticket_binding_is_an_explicit_opt_in_that_keeps_the_old_behaviour()
     let page = popup.sign_in_via(&pane.session_info().await?.connect_url("dev")?, "ada").await?;
     assert_eq!(page.handoff_code()?, None);
     assert_eq!(pane.get("/api/x").await?.echo()?.header("x-forwarded-user").as_deref(), Some("ada"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_and_group_rules_read_the_id_token_and_route_roles_decide_who_passes() -> anyhow::Result<()> {
+    let idp = TestIdp::start().await;
+    let echo = EchoUpstream::start("app").await?;
+    let toml = GatewayConfig::on_free_port(&[echo.addr()])?
+        .plain_http_cookies()
+        .extra(&format!(
+            "[providers.idp]\nkind = \"oidc\"\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\n\
+             client_secret = \"env:IDP_SECRET\"\nallowed_tenants = [\"T1\"]\nallowed_groups = [\"g-admins\"]\n",
+            idp.issuer()
+        ))
+        .extra("[[routes]]\nprefix = \"/api/\"\nrequire = [\"idp\"]\n")
+        .extra("[[routes]]\nprefix = \"/reports/\"\nrequire = [\"idp\"]\nallow = { roles = [\"Reader\"] }\n");
+    let gw = TestGateway::with_toml(toml).env("IDP_SECRET", CLIENT_SECRET).start().await?;
+    let sign_in = |claims: serde_json::Value| {
+        idp.set_extra_claims(claims);
+        let endpoint = gw.endpoint().clone();
+        async move {
+            let mut browser = Browser::new(&endpoint)?;
+            let connect = browser.session_info().await?.connect_url("idp")?;
+            let to_idp = browser.get(&connect).await?;
+            let from_idp = browser.get(to_idp.location()?).await?;
+            let page = browser.get(&from_idp.location()?.to_owned()).await?;
+            anyhow::Ok((browser, page))
+        }
+    };
+
+    for (claims, why) in [
+        (json!({"tid": "t2", "groups": ["g-admins"]}), "another tenant"),
+        (json!({"groups": ["g-admins"]}), "no tenant at all"),
+        (json!({"tid": "t1", "groups": ["g-users"]}), "not in the group"),
+        (json!({"tid": "t1", "groups": "g-admins"}), "a groups claim that is not a list"),
+    ] {
+        let (mut browser, page) = sign_in(claims).await?;
+        assert_eq!(page.status, 403, "{why}: {}", page.body);
+        assert_eq!(page.outcome()?["error"], "access_denied", "{why}");
+        assert_eq!(browser.get("/api/x").await?.status, 401, "{why}: something was stored");
+    }
+    let (mut member, page) = sign_in(json!({"tid": "t1", "groups": ["g-admins"]})).await?;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(member.get("/api/x").await?.status, 200);
+    let before = echo.targets().len();
+    let forbidden = member.get("/reports/q3").await?;
+    assert_eq!((forbidden.status, forbidden.json()?["error"].clone()), (403, json!("forbidden")));
+    assert_eq!(echo.targets()[before..], [] as [String; 0]);
+    let (mut reader, _) = sign_in(json!({"tid": "t1", "groups": ["x"], "roles": ["Reader", "g-admins"]})).await?;
+    assert_eq!(reader.get("/reports/q3").await?.status, 200, "a role listed in allowed_groups admits, and roles pass");
     Ok(())
 }
