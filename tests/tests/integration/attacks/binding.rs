@@ -214,7 +214,7 @@ async fn tenant_and_group_rules_read_the_id_token_and_route_roles_decide_who_pas
             let connect = browser.session_info().await?.connect_url("idp")?;
             let to_idp = browser.get(&connect).await?;
             let from_idp = browser.get(to_idp.location()?).await?;
-            let page = browser.get(&from_idp.location()?.to_owned()).await?;
+            let page = browser.get(from_idp.location()?).await?;
             anyhow::Ok((browser, page))
         }
     };
