@@ -7,7 +7,30 @@ use serde_json::{json, Map};
 
 use super::{json_reply, with_cookie, AuthService, Reply};
 use crate::config::{AllowRule, Require, RouteRule};
+use crate::providers::bearer::{bearer_of, BearerError};
+use crate::providers::obo::OboError;
+use crate::providers::Provider;
 use crate::store::{Identity, StoredTokens};
+
+/// The bearer token of the request's `Authorization` header, if it has one.
+pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_of)
+}
+
+/// The login-funnel step of a refused bearer token.
+fn bearer_metric(e: BearerError) -> &'static str {
+    match e {
+        BearerError::MissingScope => "bearer_missing_scope",
+        BearerError::TenantNotAllowed => "bearer_tenant_not_allowed",
+        BearerError::Expired => "bearer_expired",
+        BearerError::KeysUnavailable => "bearer_keys_unavailable",
+        BearerError::WrongAudience | BearerError::WrongIssuer => "bearer_wrong_audience_or_issuer",
+        BearerError::Malformed
+        | BearerError::AlgorithmRefused
+        | BearerError::UnknownKey
+        | BearerError::BadSignature => "bearer_invalid",
+    }
+}
 
 /// The decision for one request.
 pub enum Access {
@@ -39,9 +62,118 @@ fn unavailable() -> Access {
     ))
 }
 
+/// The answer to a refused bearer token (RFC 6750 §3): 401 `invalid_token`, 403
+/// `insufficient_scope`, or 503 when the provider's keys cannot be had.
+fn bearer_refused(error: BearerError, scopes: &[String]) -> Access {
+    let (status, code) = match error {
+        BearerError::MissingScope => (403, "insufficient_scope"),
+        BearerError::KeysUnavailable => (503, "temporarily_unavailable"),
+        _ => (401, "invalid_token"),
+    };
+    let mut r = json_reply(status, &json!({"error": code, "error_description": error.to_string()}));
+    if status != 503 {
+        let scope =
+            if code == "insufficient_scope" { format!(", scope=\"{}\"", scopes.join(" ")) } else { String::new() };
+        let challenge = format!("Bearer error=\"{code}\", error_description=\"{error}\"{scope}");
+        if let Ok(v) = http::HeaderValue::from_str(&challenge) {
+            r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+        }
+    }
+    Access::Denied(r)
+}
+
 impl AuthService {
-    /// Decides access for a request whose path matched `rule` (or no rule: public).
+    /// The providers whose bearer tokens this request may carry: `Authorization: Bearer` is
+    /// present and the route's providers (every provider on a public route) accept bearers.
+    pub fn bearer_providers(&self, headers: &http::HeaderMap, rule: Option<&RouteRule>) -> Vec<&Arc<Provider>> {
+        if bearer_token(headers).is_none() {
+            return Vec::new();
+        }
+        let accepts = |p: &&Arc<Provider>| p.bearer.is_some();
+        match rule.map(|r| &r.require) {
+            Some(Require::Providers(list)) => {
+                list.iter().filter_map(|n| self.providers.get(n.as_str())).filter(accepts).collect()
+            }
+            _ => self.providers.all().iter().filter(accepts).collect(),
+        }
+    }
+
+    /// Access by an `Authorization: Bearer` token of one of `providers`: validated (never a
+    /// fall-through to the cookie), then the route's `allow`.
+    async fn authorize_bearer(
+        &self,
+        headers: &http::HeaderMap,
+        providers: &[&Arc<Provider>],
+        rule: Option<&RouteRule>,
+    ) -> Access {
+        let Some(token) = bearer_token(headers) else { return Access::Allowed(None) };
+        let mut first_error = None;
+        for p in providers {
+            let Some(verifier) = &p.bearer else { continue };
+            match verifier.verify(token).await {
+                Ok((t, fresh)) => {
+                    if fresh {
+                        self.metrics.observe_login(p.name.as_str(), "bearer_accepted");
+                    }
+                    if rule.and_then(|r| r.allow.as_ref()).is_some_and(|a| !passes(a, &t.identity)) {
+                        return Access::Denied(json_reply(
+                            403,
+                            &json!({"error": "forbidden", "message": "your account may not use this resource"}),
+                        ));
+                    }
+                    return Access::Allowed(Some(t));
+                }
+                Err(e) => {
+                    self.metrics.observe_login(p.name.as_str(), bearer_metric(e));
+                    first_error.get_or_insert((e, verifier.scopes().to_vec()));
+                }
+            }
+        }
+        let (error, scopes) = first_error.unwrap_or((BearerError::Malformed, Vec::new()));
+        tracing::info!(reason = %error, "bearer token refused");
+        bearer_refused(error, &scopes)
+    }
+
+    /// Decides access for a request whose path matched `rule` (or no rule: public); on a
+    /// route with `obo_scopes`, the user's access token becomes an on-behalf-of token.
     pub async fn authorize(&self, headers: &http::HeaderMap, rule: Option<&RouteRule>) -> Access {
+        match (self.decide(headers, rule).await, rule) {
+            (Access::Allowed(Some(t)), Some(r)) if !r.obo_scopes.is_empty() => self.with_obo(headers, &t, r).await,
+            (access, _) => access,
+        }
+    }
+
+    /// The on-behalf-of token for `rule`, or the answer that explains why there is none:
+    /// 401 `consent_required` (with Entra's claims challenge and the sign-in links) when the
+    /// user must act, so the client can fall back to the popup; 502 otherwise.
+    async fn with_obo(&self, headers: &http::HeaderMap, tokens: &StoredTokens, rule: &RouteRule) -> Access {
+        match self.on_behalf_of(tokens, &rule.obo_scopes).await {
+            Ok(t) => Access::Allowed(Some(Arc::new(t))),
+            Err(OboError::UserActionRequired { error, claims }) => {
+                let name = tokens.identity.provider.as_str();
+                let mut providers = Map::new();
+                if let Ok(Some((session, set_cookie))) = self.ensure_session(headers).await {
+                    providers.insert(name.to_owned(), json!({"connect_url": self.connect_url(name, &session)}));
+                    let body = json!({"error": "consent_required", "entra_error": error, "claims": claims, "providers": providers});
+                    return Access::Denied(with_cookie(json_reply(401, &body), set_cookie));
+                }
+                Access::Denied(json_reply(
+                    401,
+                    &json!({"error": "consent_required", "entra_error": error, "claims": claims}),
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "on-behalf-of exchange failed");
+                Access::Denied(json_reply(502, &json!({"error": "temporarily_unavailable", "message": e.to_string()})))
+            }
+        }
+    }
+
+    async fn decide(&self, headers: &http::HeaderMap, rule: Option<&RouteRule>) -> Access {
+        let bearer = self.bearer_providers(headers, rule);
+        if !bearer.is_empty() {
+            return self.authorize_bearer(headers, &bearer, rule).await;
+        }
         let session = match self.session_of(headers).await {
             Ok(s) => s,
             // Fail closed on a protected route; a public one goes on without an identity.

@@ -30,6 +30,7 @@ pub mod error;
 pub mod guard;
 pub mod handoff;
 pub mod logout;
+pub mod obo;
 pub mod refresh;
 pub mod session_info;
 
@@ -94,6 +95,7 @@ pub struct AuthService {
     pub(crate) public: PublicUrl,
     pub(crate) metrics: Metrics,
     pub(crate) refresh_locks: refresh::RefreshLocks,
+    pub(crate) obo_locks: obo::OboLocks,
     pub(crate) teams: Option<Arc<crate::teams::TeamsService>>,
 }
 
@@ -121,6 +123,10 @@ impl AuthService {
             public: config.server.public_url.clone(),
             metrics,
             refresh_locks: refresh::RefreshLocks::default(),
+            obo_locks: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(std::time::Duration::from_secs(60))
+                .build(),
             teams: None,
         }
     }

@@ -174,6 +174,11 @@ pub enum ProviderKind {
     Entra {
         /// `common`, `organizations`, `consumers` or a tenant id.
         tenant: String,
+        /// The cloud's login host (`https://login.microsoftonline.com`, a sovereign cloud, or a
+        /// local stand-in on loopback).
+        authority: Url,
+        /// Bearer tokens from Office and Teams single sign-on, when accepted.
+        bearer: Option<BearerConfig>,
     },
     /// Google (OIDC).
     Google,
@@ -195,6 +200,15 @@ pub enum ProviderKind {
     },
     /// The built-in development provider.
     Dev,
+}
+
+/// `accept_bearer = true`: what an `Authorization: Bearer` access token must satisfy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerConfig {
+    /// Accepted `aud` values.
+    pub audiences: Vec<String>,
+    /// `scp` must hold one of these.
+    pub scopes: Vec<String>,
 }
 
 /// `[providers.NAME]`
@@ -266,6 +280,8 @@ pub struct RouteRule {
     pub forward_access_token: bool,
     /// Who may pass; everyone signed in when absent.
     pub allow: Option<AllowRule>,
+    /// Scopes of the on-behalf-of token forwarded as the access token (Entra); empty: none.
+    pub obo_scopes: Vec<String>,
 }
 
 /// `[teams]`

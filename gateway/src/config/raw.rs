@@ -197,6 +197,15 @@ pub struct RawProvider {
     pub userinfo_url: Option<String>,
     /// Token revocation endpoint (RFC 7009).
     pub revocation_url: Option<String>,
+    /// Entra: the login host (default `https://login.microsoftonline.com`; http only on loopback).
+    pub authority: Option<String>,
+    /// Entra: accept `Authorization: Bearer` access tokens (Office and Teams single sign-on).
+    #[serde(default)]
+    pub accept_bearer: bool,
+    /// Accepted `aud` of bearer tokens (default: the client id and `api://{host}/{client_id}`).
+    pub api_audiences: Option<Vec<String>>,
+    /// `scp` of a bearer token must hold one of these (default `access_as_user`).
+    pub bearer_scopes: Option<Vec<String>>,
     /// Tenants (`tid`) whose users may sign in; `["*"]` for any.
     pub allowed_tenants: Option<Vec<String>>,
     /// Verified email domains whose users may sign in.
@@ -235,6 +244,9 @@ pub struct RawRoute {
     pub forward_access_token: bool,
     /// Who may pass, beyond being signed in.
     pub allow: Option<RawAllow>,
+    /// Scopes of an on-behalf-of token to forward as the access token.
+    #[serde(default)]
+    pub obo_scopes: Vec<String>,
 }
 
 /// `allow` of a route: any match passes.

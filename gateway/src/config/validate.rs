@@ -51,7 +51,8 @@ pub(super) fn validate(raw: RawConfig, origin: &str, ctx: &Context<'_>) -> Resul
     let session = session(&raw.session, ctx, &mut p);
     let store = store(&raw.store, ctx, &mut p);
     let loopback = server.as_ref().is_some_and(|s| s.listen.ip().is_loopback());
-    let providers = providers(&raw.providers, raw.server.allow_dev_provider || loopback, ctx, &mut p);
+    let public = server.as_ref().map(|s| &s.public_url);
+    let providers = providers(&raw.providers, raw.server.allow_dev_provider || loopback, public, ctx, &mut p);
     let names: Vec<ProviderName> = providers.iter().map(|pr| pr.name.clone()).collect();
     let routes = raw.routes.iter().enumerate().filter_map(|(i, r)| route(i, r, &names, &mut p)).collect();
     let teams = raw.teams.as_ref().and_then(|t| teams(t, &names, &mut p));
@@ -305,6 +306,7 @@ fn is_loopback_url(u: &Url) -> bool {
 fn providers(
     raw: &BTreeMap<String, RawProvider>,
     dev_allowed: bool,
+    ctx_public: Option<&PublicUrl>,
     ctx: &Context<'_>,
     p: &mut Problems,
 ) -> Vec<ProviderConfig> {
@@ -313,7 +315,7 @@ fn providers(
         let base = format!("providers.{name}");
         let Some(pname) = p.check(base.clone(), ProviderName::parse(name)) else { continue };
         let kind = match rp.kind.as_str() {
-            "entra" => Some(ProviderKind::Entra { tenant: rp.tenant.clone().unwrap_or_else(|| "common".to_owned()) }),
+            "entra" => entra_kind(&base, rp, ctx_public, p),
             "google" => Some(ProviderKind::Google),
             "github" => Some(ProviderKind::Github),
             "oidc" => url_field(p, format!("{base}.issuer"), &rp.issuer, true)
@@ -347,8 +349,19 @@ fn providers(
                 None
             }
         };
-        if rp.tenant.is_some() && rp.kind != "entra" {
-            p.add(format!("{base}.tenant"), "is only used with kind = \"entra\"");
+        if rp.kind != "entra" {
+            let entra_only = [
+                ("tenant", rp.tenant.is_some()),
+                ("authority", rp.authority.is_some()),
+                ("accept_bearer", rp.accept_bearer),
+                ("api_audiences", rp.api_audiences.is_some()),
+                ("bearer_scopes", rp.bearer_scopes.is_some()),
+            ];
+            for (key, set) in entra_only {
+                if set {
+                    p.add(format!("{base}.{key}"), "is only used with kind = \"entra\"");
+                }
+            }
         }
         let sign_in = sign_in_rules(&base, rp, p);
         let is_dev = rp.kind == "dev";
@@ -386,6 +399,40 @@ fn providers(
         }
     }
     out
+}
+
+/// The Entra kind: tenant, authority, and the bearer settings of single sign-on.
+fn entra_kind(base: &str, rp: &RawProvider, public: Option<&PublicUrl>, p: &mut Problems) -> Option<ProviderKind> {
+    let tenant = rp.tenant.clone().unwrap_or_else(|| "common".to_owned());
+    let authority = rp.authority.clone().or_else(|| Some(crate::providers::presets::ENTRA_LOGIN.to_owned()));
+    let authority = url_field(p, format!("{base}.authority"), &authority, true).flatten()?;
+    if authority.path() != "/" || authority.query().is_some() {
+        p.add(
+            format!("{base}.authority"),
+            format!("\"{authority}\" must be a scheme and host only, as in \"https://login.microsoftonline.com\""),
+        );
+    }
+    let bearer = rp.accept_bearer.then(|| {
+        let client_id = rp.client_id.clone().unwrap_or_default();
+        let host = public.map(PublicUrl::authority).unwrap_or_default();
+        let audiences =
+            rp.api_audiences.clone().unwrap_or_else(|| vec![client_id.clone(), format!("api://{host}/{client_id}")]);
+        if audiences.is_empty() {
+            p.add(format!("{base}.api_audiences"), "is an empty list; no token could ever be accepted");
+        }
+        let scopes = rp.bearer_scopes.clone().unwrap_or_else(|| vec!["access_as_user".to_owned()]);
+        if scopes.is_empty() {
+            p.add(
+                format!("{base}.bearer_scopes"),
+                "is an empty list; name the scope your API exposes, as in \"access_as_user\"",
+            );
+        }
+        BearerConfig { audiences, scopes }
+    });
+    if !rp.accept_bearer && (rp.api_audiences.is_some() || rp.bearer_scopes.is_some()) {
+        p.add(format!("{base}.accept_bearer"), "is false, so api_audiences and bearer_scopes are not used");
+    }
+    Some(ProviderKind::Entra { tenant, authority, bearer })
 }
 
 /// Entra tenants that admit users of many organisations (or personal accounts).
@@ -524,12 +571,16 @@ fn route(i: usize, raw: &RawRoute, names: &[ProviderName], p: &mut Problems) -> 
         }
     };
     let allow = raw.allow.as_ref().map(|a| allow_rule(&base, a, p));
+    if raw.obo_scopes.iter().any(|s| s.trim().is_empty()) {
+        p.add(format!("{base}.obo_scopes"), "holds an empty scope");
+    }
     Some(RouteRule {
         prefix: raw.prefix.clone(),
         methods,
         require,
         forward_access_token: raw.forward_access_token,
         allow,
+        obo_scopes: raw.obo_scopes.clone(),
     })
 }
 

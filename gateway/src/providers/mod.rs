@@ -1,11 +1,13 @@
 //! Identity providers by name: endpoints (preset, discovered or configured), the OAuth 2.0
 //! code exchange (oauth2 crate), and who the user is (ID token, userinfo or the GitHub API).
 
+pub mod bearer;
 pub mod discovery;
 pub mod exchange;
 pub mod http_client;
 pub mod id_token;
 pub mod jwks;
+pub mod obo;
 pub mod presets;
 pub mod userinfo;
 
@@ -40,6 +42,8 @@ pub enum IssuerRule {
     OneOf(Vec<String>),
     /// Entra v2.0 issuer of the token's tenant, within `tenant`.
     Entra {
+        /// The authority, without a trailing `/`.
+        authority: String,
         /// The configured tenant.
         tenant: String,
     },
@@ -51,7 +55,7 @@ impl IssuerRule {
         match self {
             IssuerRule::None => false,
             IssuerRule::OneOf(list) => list.iter().any(|i| i == iss),
-            IssuerRule::Entra { tenant } => presets::entra_issuer_ok(tenant, iss, tid),
+            IssuerRule::Entra { authority, tenant } => presets::entra_issuer_ok(authority, tenant, iss, tid),
         }
     }
 
@@ -120,15 +124,32 @@ pub struct Provider {
     pub scopes: Vec<String>,
     /// Who may sign in (`allowed_*`).
     pub sign_in: crate::config::SignInRules,
+    /// Validates `Authorization: Bearer` access tokens (`accept_bearer = true`, Entra).
+    pub bearer: Option<bearer::BearerVerifier>,
+    /// Entra's authority (no trailing `/`), for the on-behalf-of token endpoint of a user's tenant.
+    pub entra_authority: Option<String>,
     source: Source,
     revocation_override: Option<Url>,
     resolved: OnceCell<Arc<Resolved>>,
 }
 
 impl Provider {
-    fn from_config(cfg: &ProviderConfig, public_origin: &str) -> Self {
+    fn from_config(cfg: &ProviderConfig, public_origin: &str, http: &Arc<dyn HttpClient>) -> Self {
+        let bearer = match &cfg.kind {
+            ProviderKind::Entra { tenant, authority, bearer: Some(b) } => Some(bearer::BearerVerifier::new(
+                cfg.name.clone(),
+                authority,
+                tenant,
+                &cfg.sign_in,
+                b.clone(),
+                Arc::clone(http),
+            )),
+            _ => None,
+        };
         let source = match &cfg.kind {
-            ProviderKind::Entra { tenant } => Source::Fixed(presets::entra(tenant).map(Box::new)),
+            ProviderKind::Entra { tenant, authority, .. } => {
+                Source::Fixed(presets::entra(authority.as_str(), tenant).map(Box::new))
+            }
             ProviderKind::Google => Source::Fixed(presets::google().map(Box::new)),
             ProviderKind::Github => Source::Fixed(presets::github().map(Box::new)),
             ProviderKind::Oidc { issuer } => Source::Discover(issuer.clone()),
@@ -152,6 +173,11 @@ impl Provider {
             client_secret: cfg.client_secret.clone(),
             scopes: cfg.scopes.clone(),
             sign_in: cfg.sign_in.clone(),
+            bearer,
+            entra_authority: match &cfg.kind {
+                ProviderKind::Entra { authority, .. } => Some(authority.as_str().trim_end_matches('/').to_owned()),
+                _ => None,
+            },
             source,
             revocation_override: cfg.revocation_url.clone(),
             resolved: OnceCell::new(),
@@ -198,7 +224,7 @@ impl ProviderRegistry {
     /// From the config; `http` carries every provider call.
     pub fn from_config(config: &Config, http: Arc<dyn HttpClient>) -> Self {
         let origin = config.server.public_url.origin();
-        let providers = config.providers.iter().map(|p| Arc::new(Provider::from_config(p, &origin))).collect();
+        let providers = config.providers.iter().map(|p| Arc::new(Provider::from_config(p, &origin, &http))).collect();
         Self { providers, http }
     }
 

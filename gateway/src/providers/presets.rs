@@ -6,30 +6,33 @@ use super::{Endpoints, IssuerRule, UserSource};
 
 /// Microsoft's "consumers" tenant: issuer tenant of personal accounts.
 pub const ENTRA_CONSUMERS_TID: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
-const ENTRA_LOGIN: &str = "https://login.microsoftonline.com";
+/// Microsoft's public-cloud authority, the default of `providers.*.authority`.
+pub const ENTRA_LOGIN: &str = "https://login.microsoftonline.com";
 
 fn url(text: &str) -> Option<Url> {
     Url::parse(text).ok()
 }
 
-/// Microsoft identity platform v2.0 for `tenant` (`common`, `organizations`, `consumers`, a tenant id or domain).
-pub fn entra(tenant: &str) -> Option<Endpoints> {
+/// Microsoft identity platform v2.0 at `authority` (the public cloud, a sovereign cloud, or a
+/// local stand-in) for `tenant` (`common`, `organizations`, `consumers`, a tenant id or domain).
+pub fn entra(authority: &str, tenant: &str) -> Option<Endpoints> {
+    let authority = authority.trim_end_matches('/');
     Some(Endpoints {
-        authorization: url(&format!("{ENTRA_LOGIN}/{tenant}/oauth2/v2.0/authorize"))?,
-        token: url(&format!("{ENTRA_LOGIN}/{tenant}/oauth2/v2.0/token"))?,
+        authorization: url(&format!("{authority}/{tenant}/oauth2/v2.0/authorize"))?,
+        token: url(&format!("{authority}/{tenant}/oauth2/v2.0/token"))?,
         userinfo: None,
-        jwks: url(&format!("{ENTRA_LOGIN}/{tenant}/discovery/v2.0/keys")),
+        jwks: url(&format!("{authority}/{tenant}/discovery/v2.0/keys")),
         revocation: None,
-        issuer: IssuerRule::Entra { tenant: tenant.to_owned() },
+        issuer: IssuerRule::Entra { authority: authority.to_owned(), tenant: tenant.to_owned() },
         user: UserSource::IdToken,
     })
 }
 
 /// True when `iss` is the v2.0 issuer of the token's own tenant and that tenant fits `tenant`.
 /// Multi-tenant apps see `https://login.microsoftonline.com/{tid}/v2.0` with the user's `tid`.
-pub fn entra_issuer_ok(tenant: &str, iss: &str, tid: Option<&str>) -> bool {
+pub fn entra_issuer_ok(authority: &str, tenant: &str, iss: &str, tid: Option<&str>) -> bool {
     let Some(tid) = tid else { return false };
-    if iss != format!("{ENTRA_LOGIN}/{tid}/v2.0") {
+    if iss != format!("{authority}/{tid}/v2.0") {
         return false;
     }
     match tenant {
@@ -92,13 +95,13 @@ mod tests {
     #[test]
     fn entra_issuer_rules_follow_the_tenant_kind() {
         let iss = format!("{ENTRA_LOGIN}/{TID}/v2.0");
-        assert!(entra_issuer_ok("common", &iss, Some(TID)));
-        assert!(entra_issuer_ok("organizations", &iss, Some(TID)));
-        assert!(!entra_issuer_ok("consumers", &iss, Some(TID)));
-        assert!(entra_issuer_ok(TID, &iss, Some(TID)));
-        assert!(!entra_issuer_ok("00000000-0000-0000-0000-000000000000", &iss, Some(TID)));
+        assert!(entra_issuer_ok(ENTRA_LOGIN, "common", &iss, Some(TID)));
+        assert!(entra_issuer_ok(ENTRA_LOGIN, "organizations", &iss, Some(TID)));
+        assert!(!entra_issuer_ok(ENTRA_LOGIN, "consumers", &iss, Some(TID)));
+        assert!(entra_issuer_ok(ENTRA_LOGIN, TID, &iss, Some(TID)));
+        assert!(!entra_issuer_ok(ENTRA_LOGIN, "00000000-0000-0000-0000-000000000000", &iss, Some(TID)));
         // iss and tid must agree
-        assert!(!entra_issuer_ok("common", &iss, Some(ENTRA_CONSUMERS_TID)));
-        assert!(!entra_issuer_ok("common", "https://evil.example/v2.0", Some(TID)));
+        assert!(!entra_issuer_ok(ENTRA_LOGIN, "common", &iss, Some(ENTRA_CONSUMERS_TID)));
+        assert!(!entra_issuer_ok(ENTRA_LOGIN, "common", "https://evil.example/v2.0", Some(TID)));
     }
 }

@@ -321,7 +321,9 @@ impl Gateway {
                 }
             }
         };
-        if self.is_cross_site(live, session) {
+        // A bearer token is no ambient credential: a page of any origin that holds one may use it.
+        let bearer = !live.auth.bearer_providers(&req.headers, rule).is_empty();
+        if !bearer && self.is_cross_site(live, session) {
             // The SameSite=None cookie rides along with a foreign page's request (a form, a
             // WebSocket); it says nothing of the user's intent, so it never becomes an identity,
             // and no session cookie is set in answer.
@@ -331,7 +333,7 @@ impl Gateway {
             }
             return Ok(false);
         }
-        ctx.forward_token = rule.is_some_and(|r| r.forward_access_token);
+        ctx.forward_token = rule.is_some_and(|r| r.forward_access_token || !r.obo_scopes.is_empty());
         match live.auth.authorize(&req.headers, rule).await {
             Access::Allowed(tokens) => {
                 ctx.tokens = tokens;

@@ -192,6 +192,7 @@ mod tests {
             require: Require::Any,
             forward_access_token: false,
             allow: None,
+            obo_scopes: Vec::new(),
         };
         let rules = RouteRules::new(vec![rule("/api/", None), rule("/api/admin", Some(vec![Method::POST]))]);
         assert_eq!(rules.find("/api/x", &Method::GET).unwrap().prefix, "/api/");
@@ -211,6 +212,7 @@ mod tests {
             require: Require::Any,
             forward_access_token: false,
             allow: None,
+            obo_scopes: Vec::new(),
         };
         let rules = RouteRules::new(vec![rule("/items/", vec![Method::DELETE]), rule("/reports/", vec![Method::GET])]);
         let none = HeaderMap::new();

@@ -19,6 +19,8 @@ pub enum Purpose {
     SessionCookie,
     /// The store key of a handoff code (the code itself is never stored).
     HandoffCode,
+    /// The store key of a value cached per user (user ids never appear in key names).
+    StoreKey,
     /// A Teams user reference in a popup URL.
     TeamsUser,
 }
@@ -28,6 +30,7 @@ impl Purpose {
         match self {
             Purpose::SessionCookie => b"gateway/session-cookie/v1\0",
             Purpose::HandoffCode => b"gateway/handoff-code/v1\0",
+            Purpose::StoreKey => b"gateway/store-key/v1\0",
             Purpose::TeamsUser => b"gateway/teams-user/v1\0",
         }
     }

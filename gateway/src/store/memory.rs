@@ -68,6 +68,7 @@ pub struct MemoryStore {
     generations: Cache<SessionId, Arc<Timed<u32>>>,
     handoffs: Cache<String, Arc<Timed<ParkedHandoff>>>,
     claims: Cache<String, Arc<Timed<()>>>,
+    values: Cache<String, Arc<Timed<Vec<u8>>>>,
     removals: broadcast::Sender<Removal>,
 }
 
@@ -95,6 +96,7 @@ impl MemoryStore {
             generations: timed_cache(MAX_GENERATIONS),
             handoffs: timed_cache(MAX_HANDOFFS),
             claims: timed_cache(MAX_HANDOFFS),
+            values: timed_cache(MAX_HANDOFFS),
             removals,
         }
     }
@@ -186,6 +188,15 @@ impl TokenStore for MemoryStore {
         Ok(entry.is_fresh())
     }
 
+    async fn put_cached(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError> {
+        self.values.insert(key.to_owned(), Arc::new(Timed { value, ttl })).await;
+        Ok(())
+    }
+
+    async fn cached(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.values.get(key).await.map(|t| t.value.clone()))
+    }
+
     fn removals(&self) -> broadcast::Receiver<Removal> {
         self.removals.subscribe()
     }
@@ -195,6 +206,7 @@ impl TokenStore for MemoryStore {
         self.flows.run_pending_tasks().await;
         self.handoffs.run_pending_tasks().await;
         self.claims.run_pending_tasks().await;
+        self.values.run_pending_tasks().await;
         self.generations.run_pending_tasks().await;
     }
 

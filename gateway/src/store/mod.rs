@@ -183,6 +183,11 @@ pub trait TokenStore: Send + Sync {
     /// Records `key` as used for `ttl`: `true` the first time, `false` while it is recorded
     /// (single-use tickets, on every instance sharing the store).
     async fn claim_once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Keeps `value` under `key` for `ttl` (values derived from tokens, such as on-behalf-of
+    /// tokens; sealed in Redis so every instance shares them).
+    async fn put_cached(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError>;
+    /// The value under `key`, while it lives.
+    async fn cached(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Token removals from now on.
     fn removals(&self) -> broadcast::Receiver<Removal>;
     /// Runs housekeeping (expiry notifications); called every second by a background task.

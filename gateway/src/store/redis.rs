@@ -488,6 +488,20 @@ impl TokenStore for RedisStore {
         Ok(set.is_some())
     }
 
+    async fn put_cached(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError> {
+        let name = format!("{}v:{key}", self.prefix);
+        let sealed = self.sealer.seal(&name, &value).ok_or_else(|| unavailable("sealing failed"))?;
+        let px = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.run(|mut c| async move { c.pset_ex::<_, _, ()>(name, sealed, px).await }).await
+    }
+
+    async fn cached(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let name = format!("{}v:{key}", self.prefix);
+        let k = name.clone();
+        let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get(k).await }).await?;
+        Ok(raw.and_then(|r| self.sealer.open(&name, &r)))
+    }
+
     fn removals(&self) -> broadcast::Receiver<Removal> {
         self.removals.subscribe()
     }

@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let (Ok(jwks_uri), Ok(metadata)) = ("https://idp.fuzz.test/jwks".parse(), BOT_METADATA.parse()) else { return };
     let token = if mode == 0 {
         let Ok(text) = std::str::from_utf8(rest) else { return };
-        let bot = BotTokenVerifier::new(metadata, BOT_APP_ID.to_owned(), Arc::clone(idp) as _);
+        let bot = BotTokenVerifier::new(metadata, BOT_APP_ID.to_owned(), None, Arc::clone(idp) as _);
         let _ = block_on(bot.verify(Some(&format!("Bearer {text}")), Some("https://smba.trafficmanager.net/amer/")));
         text.to_owned()
     } else {

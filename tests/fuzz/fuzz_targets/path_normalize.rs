@@ -38,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
         require: Require::Any,
         forward_access_token: false,
         allow: None,
+        obo_scopes: Vec::new(),
     };
     let rules = RouteRules::new(vec![rule("/api/"), rule("/")]);
     let matched = rules.find(&path, &Method::GET).map(|r| r.prefix.as_str());

@@ -110,7 +110,8 @@ pub enum Audience {
 }
 
 impl Audience {
-    fn contains(&self, id: &str) -> bool {
+    /// Whether `id` is one of the audiences.
+    pub fn contains(&self, id: &str) -> bool {
         match self {
             Audience::None => false,
             Audience::One(a) => a == id,
