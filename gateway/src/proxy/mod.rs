@@ -14,6 +14,7 @@ pub mod ctx;
 pub mod forwarded;
 pub mod limits;
 mod local;
+pub mod ready;
 pub mod respond;
 pub mod route;
 pub mod rules;
@@ -53,6 +54,7 @@ pub struct Gateway {
     upstreams: Upstreams,
     channel: ChannelRouting,
     metrics: Metrics,
+    readiness: Arc<ready::Readiness>,
     /// Connects the WebSockets this gateway relays itself (`proxy::tunnel`).
     ws_connector: pingora::connectors::TransportConnector,
 }
@@ -125,6 +127,7 @@ impl Gateway {
         upstreams: Upstreams,
         channel: ChannelRouting,
         metrics: Metrics,
+        readiness: Arc<ready::Readiness>,
     ) -> Self {
         Self {
             live,
@@ -133,6 +136,7 @@ impl Gateway {
             upstreams,
             channel,
             metrics,
+            readiness,
             ws_connector: pingora::connectors::TransportConnector::new(None),
         }
     }

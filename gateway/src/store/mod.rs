@@ -189,6 +189,11 @@ pub trait TokenStore: Send + Sync {
     async fn run_maintenance(&self);
     /// Live token entries, for the store-size metric.
     fn token_count(&self) -> u64;
+    /// True when the store can serve (readiness): reachable and, for a shared store, subscribed
+    /// to the other instances' messages. The in-process store always is.
+    async fn is_ready(&self) -> bool {
+        true
+    }
 }
 
 /// Absolute lifetime for moka caches of tokens: an entry expires `ttl` after its sign-in,

@@ -11,6 +11,7 @@
 //! Redis down or slow: every call fails within `store.timeout` with [`StoreError::Unavailable`]
 //! (protected routes answer 503); the connection manager reconnects by itself.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -47,6 +48,8 @@ pub struct RedisStore {
     /// Cookie generations (`None`: never rotated), coherent through the `inv` channel.
     generations_l1: Cache<SessionId, Option<u32>>,
     removals: broadcast::Sender<Removal>,
+    /// Set by the subscriber once its subscriptions are established, cleared when they are lost.
+    subscribed: AtomicBool,
 }
 
 /// What an `inv` message names instead of a provider when a session's cookie rotated.
@@ -196,6 +199,7 @@ impl RedisStore {
             l1,
             generations_l1,
             removals,
+            subscribed: AtomicBool::new(false),
         })
     }
 
@@ -253,6 +257,7 @@ impl RedisStore {
         let ev = format!("{}ev", self.prefix);
         loop {
             let result = self.subscribe_once(&hub, &inv, &ev, &mut shutdown).await;
+            self.subscribed.store(false, Ordering::SeqCst);
             if *shutdown.borrow() {
                 return;
             }
@@ -286,6 +291,7 @@ impl RedisStore {
         pubsub.subscribe(inv).await?;
         pubsub.subscribe(ev).await?;
         pubsub.psubscribe("__keyevent@*__:expired").await?;
+        self.subscribed.store(true, Ordering::SeqCst);
         tracing::info!("redis subscription established");
         let mut messages = pubsub.on_message();
         loop {
@@ -499,5 +505,14 @@ impl TokenStore for RedisStore {
 
     fn token_count(&self) -> u64 {
         self.l1.entry_count()
+    }
+
+    async fn is_ready(&self) -> bool {
+        if !self.subscribed.load(Ordering::SeqCst) {
+            return false;
+        }
+        let pong: Result<String, StoreError> =
+            self.run(|mut c| async move { redis::cmd("PING").query_async(&mut c).await }).await;
+        pong.is_ok()
     }
 }

@@ -1,0 +1,3 @@
+//! Operations (docs/architecture.md#operations): readiness on the main and admin listeners.
+
+mod ready;
