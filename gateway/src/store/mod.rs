@@ -5,6 +5,7 @@
 //! [`FLOW_TTL`] or on first use, whichever comes first; every token removal is reported on
 //! [`TokenStore::removals`] so the status channel can announce `auth_expired`.
 
+pub mod key_names;
 pub mod memory;
 pub mod redis;
 pub mod sealed;
