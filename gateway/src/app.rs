@@ -24,6 +24,7 @@ use crate::config::{Config, ProviderKind, ServerConfig, StoreConfig};
 use crate::metrics::{AdminApp, Metrics};
 use crate::providers::http_client::{HttpClient, HttpError, NetClient, RoutedClient};
 use crate::providers::ProviderRegistry;
+use crate::proxy::ready::Readiness;
 use crate::proxy::upstream::{UpstreamError, Upstreams};
 use crate::proxy::{ChannelRouting, Gateway, Live};
 use crate::store::memory::MemoryStore;
@@ -123,7 +124,9 @@ pub fn build_server(config: &Config, reload_from: Option<&Path>) -> Result<Serve
         own_origin: config.server.public_url.origin(),
         server: channel_server,
     };
-    let gateway = Gateway::new(config, Arc::clone(&live), upstreams, routing, metrics.clone());
+    let readiness = Arc::new(Readiness::new(Arc::clone(&store), Arc::clone(&live), upstreams.checked()));
+    server.add_service(background_service("provider warm-up", ProviderWarmUp { live: Arc::clone(&live) }));
+    let gateway = Gateway::new(config, Arc::clone(&live), upstreams, routing, metrics.clone(), Arc::clone(&readiness));
     if let Some(path) = reload_from {
         server.add_service(background_service(
             "config reload",
@@ -163,7 +166,8 @@ pub fn build_server(config: &Config, reload_from: Option<&Path>) -> Result<Serve
     server.add_service(health_check);
 
     if let Some(admin_addr) = config.server.admin_listen {
-        let mut admin = pingora::services::listening::Service::new("admin".to_owned(), AdminApp::new(metrics));
+        let mut admin =
+            pingora::services::listening::Service::new("admin".to_owned(), AdminApp::new(metrics, readiness));
         admin.add_tcp(&admin_addr.to_string());
         server.add_service(admin);
     }
@@ -346,6 +350,35 @@ impl Drop for ChannelService {
         let _ = std::fs::remove_file(&self.socket);
         if let Some(dir) = self.socket.parent() {
             let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Fetches every provider's metadata and signing keys ahead of the first sign-in (readiness
+/// waits for it), retrying with a growing pause; after a reload, the new providers too.
+struct ProviderWarmUp {
+    live: Arc<ArcSwap<Live>>,
+}
+
+/// Longest pause between two warm-up attempts of a provider that keeps failing.
+const WARM_UP_MAX_PAUSE: Duration = Duration::from_secs(30);
+
+#[async_trait]
+impl BackgroundService for ProviderWarmUp {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut pause = Duration::from_millis(250);
+        loop {
+            let live = self.live.load_full();
+            let warm = tokio::select! {
+                _ = shutdown.changed() => return,
+                warm = live.auth().providers().warm_up() => warm,
+            };
+            // All warm: look again only for providers a reload brings.
+            pause = if warm { Duration::from_secs(1) } else { (pause * 2).min(WARM_UP_MAX_PAUSE) };
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
         }
     }
 }

@@ -1,7 +1,11 @@
 //! Prometheus metrics: names, one registry per gateway, and the admin listener that serves them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::proxy::ready::Readiness;
+use crate::proxy::respond;
+use crate::proxy::route::READY_PATH;
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
@@ -126,15 +130,16 @@ impl Metrics {
     }
 }
 
-/// The admin listener's app: `/metrics` and `/health`.
+/// The admin listener's app: `/metrics`, `/health` and readiness (`/_gateway/ready`, `/ready`).
 pub struct AdminApp {
     metrics: Metrics,
+    readiness: Arc<Readiness>,
 }
 
 impl AdminApp {
-    /// Serves these metrics.
-    pub fn new(metrics: Metrics) -> Self {
-        Self { metrics }
+    /// Serves these metrics and this readiness.
+    pub fn new(metrics: Metrics, readiness: Arc<Readiness>) -> Self {
+        Self { metrics, readiness }
     }
 }
 
@@ -143,6 +148,10 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let (status, content_type, body) = match session.req_header().uri.path() {
             "/metrics" => (200, "text/plain; version=0.0.4", self.metrics.render()),
+            READY_PATH | "/ready" => {
+                let answer = respond::readiness(&self.readiness.missing().await);
+                (answer.status, answer.content_type, answer.body.to_vec())
+            }
             "/health" | "/_gateway/health" => (200, "application/json", br#"{"status":"ok"}"#.to_vec()),
             _ => (404, "text/plain", b"not found\n".to_vec()),
         };

@@ -49,6 +49,11 @@ pub struct DevCertPaths {
 /// Checks that `cert` holds a PEM certificate chain and `key` the matching private key, as the
 /// listener will need them. The message names the file and the problem.
 pub fn check_pem_pair(cert: &Path, key: &Path) -> Result<(), String> {
+    for file in [cert, key] {
+        if !file.exists() {
+            return Err(missing_pem(file, cert, key));
+        }
+    }
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| format!("cannot read certificate {}: {e}", cert.display()))?
         .collect::<Result<_, _>>()
@@ -66,6 +71,29 @@ pub fn check_pem_pair(cert: &Path, key: &Path) -> Result<(), String> {
         .with_single_cert(chain, private)
         .map_err(|e| format!("{} and {} do not form a usable pair: {e}", cert.display(), key.display()))?;
     Ok(())
+}
+
+/// File name of the localhost certificate `gateway certs` writes.
+pub const DEV_CERT: &str = "localhost.pem";
+/// File name of its private key.
+pub const DEV_KEY: &str = "localhost-key.pem";
+
+/// The message for a certificate or key file that does not exist; for the dev pair
+/// (`DIR/localhost.pem`, `DIR/localhost-key.pem`) it says how to make it.
+fn missing_pem(file: &Path, cert: &Path, key: &Path) -> String {
+    let dir = cert.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dev_pair = cert.file_name() == Some(DEV_CERT.as_ref())
+        && key.file_name() == Some(DEV_KEY.as_ref())
+        && key.parent() == cert.parent();
+    if dev_pair {
+        format!(
+            "{} does not exist; run `gateway certs --out {}` to make a development certificate",
+            file.display(),
+            dir.display()
+        )
+    } else {
+        format!("{} does not exist", file.display())
+    }
 }
 
 /// Writes a dev CA and a certificate for `localhost`, `127.0.0.1` and `::1` into `dir`
@@ -98,8 +126,8 @@ pub fn write_dev_certs(dir: &Path) -> Result<DevCertPaths, TlsError> {
     let paths = DevCertPaths {
         ca_cert: dir.join("ca.pem"),
         ca_key: dir.join("ca-key.pem"),
-        cert: dir.join("localhost.pem"),
-        key: dir.join("localhost-key.pem"),
+        cert: dir.join(DEV_CERT),
+        key: dir.join(DEV_KEY),
     };
     write(&paths.ca_cert, &ca.pem(), false)?;
     write(&paths.ca_key, &ca_key_pem, true)?;

@@ -4,7 +4,8 @@
 //! RedisServer::start().await               in memory only: --save "" --appendonly no
 //! RedisServer::start_persistent().await    append-only file in its own temp dir, fsync always:
 //!                                          what was written survives stop() + restart()
-//!     .url()                               redis://127.0.0.1:PORT/0
+//! RedisServer::start_with_password(pw)     --requirepass pw: clients must AUTH (user `default`)
+//!     .url()                               redis://127.0.0.1:PORT/0 (redis://default:pw@… with a password)
 //!     .store_table("gateway:")             the gateway's [store] table for this server
 //!     .stop()                              SIGKILL ("Redis died"); .restart().await: same port, same dir
 //!     .keys("gateway:*"), .get_raw(key), .subscribers(channel)     read-only looks, for assertions
@@ -40,6 +41,7 @@ pub struct RedisServer {
     port: u16,
     dir: TempDir,
     persistent: bool,
+    password: Option<String>,
     child: Option<Child>,
 }
 
@@ -52,19 +54,31 @@ enum Started {
 impl RedisServer {
     /// A server that keeps everything in memory (nothing survives [`RedisServer::restart`]).
     pub async fn start() -> anyhow::Result<Self> {
-        Self::start_with(false).await
+        Self::start_with(false, None).await
+    }
+
+    /// A server in memory that refuses every command until the client authenticates with
+    /// `password` (`--requirepass`, Redis's `default` ACL user); [`RedisServer::url`] carries it.
+    pub async fn start_with_password(password: &str) -> anyhow::Result<Self> {
+        Self::start_with(false, Some(password.to_owned())).await
     }
 
     /// A server with an append-only file (`appendfsync always`) in its own directory, so data
     /// written before [`RedisServer::stop`] is there again after [`RedisServer::restart`].
     pub async fn start_persistent() -> anyhow::Result<Self> {
-        Self::start_with(true).await
+        Self::start_with(true, None).await
     }
 
-    async fn start_with(persistent: bool) -> anyhow::Result<Self> {
+    async fn start_with(persistent: bool, password: Option<String>) -> anyhow::Result<Self> {
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
-            let mut server = Self { port: ports::free_port()?, dir: TempDir::new("redis")?, persistent, child: None };
+            let mut server = Self {
+                port: ports::free_port()?,
+                dir: TempDir::new("redis")?,
+                persistent,
+                password: password.clone(),
+                child: None,
+            };
             match server.launch().await? {
                 Started::Ready => return Ok(server),
                 Started::Exited(why) => last = why,
@@ -83,8 +97,17 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:PORT/0`.
+    /// `redis://127.0.0.1:PORT/0`, or `redis://default:PASSWORD@127.0.0.1:PORT/0` for a
+    /// server started with a password.
     pub fn url(&self) -> String {
+        match &self.password {
+            Some(password) => format!("redis://default:{password}@{}/0", self.addr()),
+            None => format!("redis://{}/0", self.addr()),
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT/0` whatever the password: a client that will be refused.
+    pub fn url_without_password(&self) -> String {
         format!("redis://{}/0", self.addr())
     }
 
@@ -165,6 +188,9 @@ impl RedisServer {
             .arg(self.dir.path())
             .arg("--logfile")
             .arg(&log);
+        if let Some(password) = &self.password {
+            cmd.arg("--requirepass").arg(password);
+        }
         if self.persistent {
             cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
         } else {

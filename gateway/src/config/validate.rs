@@ -50,10 +50,13 @@ pub(super) fn validate(raw: RawConfig, origin: &str, ctx: &Context<'_>) -> Resul
     let upstream = upstream(&raw.upstream, &mut p);
     let session = session(&raw.session, ctx, &mut p);
     let store = store(&raw.store, ctx, &mut p);
-    let loopback = server.as_ref().is_some_and(|s| s.listen.ip().is_loopback());
+    // From the listen address alone: another [server] problem must not make `dev` look refused,
+    // and an unreadable address is its own error.
+    let loopback = socket_addr(&raw.server.listen).map_or(true, |a| a.ip().is_loopback());
     let public = server.as_ref().map(|s| &s.public_url);
     let providers = providers(&raw.providers, raw.server.allow_dev_provider || loopback, public, ctx, &mut p);
-    let names: Vec<ProviderName> = providers.iter().map(|pr| pr.name.clone()).collect();
+    // Every declared provider may be referenced, valid or not: its own errors say what is wrong.
+    let names: Vec<ProviderName> = raw.providers.keys().filter_map(|n| ProviderName::parse(n).ok()).collect();
     let routes = raw.routes.iter().enumerate().filter_map(|(i, r)| route(i, r, &names, &mut p)).collect();
     let teams = raw.teams.as_ref().and_then(|t| teams(t, &names, &mut p));
     let channel = channel(&raw.channel, &mut p);

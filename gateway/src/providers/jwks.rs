@@ -1,6 +1,7 @@
 //! A provider's signing keys (JWKS), cached, refetched on an unknown `kid` at most once a minute;
 //! after a failed fetch, retried after [`RETRY_AFTER_FAILURE`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
@@ -48,12 +49,45 @@ struct Cached {
 pub struct JwksCache {
     uri: Url,
     state: Mutex<Cached>,
+    /// Set once a key set has been fetched (readiness reads it without the lock).
+    loaded: AtomicBool,
 }
 
 impl JwksCache {
     /// An empty cache for the keys at `uri`; nothing is fetched until a token needs a key.
     pub fn new(uri: Url) -> Self {
-        Self { uri, state: Mutex::new(Cached { set: None, fetched_at: None, failure: None }) }
+        Self {
+            uri,
+            state: Mutex::new(Cached { set: None, fetched_at: None, failure: None }),
+            loaded: AtomicBool::new(false),
+        }
+    }
+
+    /// True once a key set has been fetched.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Relaxed)
+    }
+
+    /// Fetches the key set unless one is held (the warm-up before readiness); a failure is
+    /// remembered like any fetch's, so a token check meanwhile waits [`RETRY_AFTER_FAILURE`].
+    pub async fn prefetch(&self, http: &dyn HttpClient) -> Result<(), JwksError> {
+        let mut state = self.state.lock().await;
+        if state.set.is_some() {
+            return Ok(());
+        }
+        state.fetched_at = Some(Instant::now());
+        match self.fetch(http).await {
+            Ok(set) => {
+                state.failure = None;
+                state.set = Some(set);
+                self.loaded.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                state.failure = Some(e.clone());
+                Err(e)
+            }
+        }
     }
 
     /// The key for `kid` (or the only key, when the token names none).
@@ -78,6 +112,7 @@ impl JwksCache {
         state.failure = None;
         let found = find(&set, kid);
         state.set = Some(set);
+        self.loaded.store(true, Ordering::Relaxed);
         found.ok_or(JwksError::UnknownKid)
     }
 

@@ -106,6 +106,17 @@ pub enum ProviderError {
     BadEndpoints,
 }
 
+/// Why a provider's warm-up failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WarmUpError {
+    /// Its endpoints could not be had.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// Its signing keys could not be fetched.
+    #[error(transparent)]
+    Keys(#[from] jwks::JwksError),
+}
+
 enum Source {
     Fixed(Option<Box<Endpoints>>),
     Discover(Url),
@@ -203,6 +214,21 @@ impl Provider {
             .cloned()
     }
 
+    /// Discovers the endpoints and fetches the signing keys once, ahead of the first sign-in
+    /// (readiness waits for it); a failure is retried by the caller.
+    pub async fn warm_up(&self, http: &dyn HttpClient) -> Result<(), WarmUpError> {
+        let resolved = self.resolve(http).await?;
+        if let Some(jwks) = &resolved.jwks {
+            jwks.prefetch(http).await?;
+        }
+        Ok(())
+    }
+
+    /// True once the endpoints are known and the signing keys (when the provider has any) fetched.
+    pub fn is_warm(&self) -> bool {
+        self.resolved.get().is_some_and(|r| r.jwks.as_ref().is_none_or(JwksCache::is_loaded))
+    }
+
     /// True when the `openid` scope is requested, so an ID token is required.
     pub fn wants_id_token(&self, resolved: &Resolved) -> bool {
         resolved.endpoints.user == UserSource::IdToken && self.scopes.iter().any(|s| s == "openid")
@@ -241,6 +267,24 @@ impl ProviderRegistry {
     /// All names.
     pub fn names(&self) -> Vec<ProviderName> {
         self.providers.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// Warms up every provider not yet warm (see [`Provider::warm_up`]), logging failures;
+    /// true when all are warm afterwards.
+    pub async fn warm_up(&self) -> bool {
+        let mut all = true;
+        for p in self.providers.iter().filter(|p| !p.is_warm()) {
+            if let Err(e) = p.warm_up(self.http.as_ref()).await {
+                tracing::warn!(provider = %p.name, error = %e, "provider metadata or keys not fetched yet");
+                all = false;
+            }
+        }
+        all
+    }
+
+    /// Names of the providers not yet warm, in name order.
+    pub fn cold(&self) -> Vec<&ProviderName> {
+        self.providers.iter().filter(|p| !p.is_warm()).map(|p| &p.name).collect()
     }
 
     /// The client for provider calls.

@@ -37,6 +37,8 @@ pub struct RequestCtx {
     /// The status of an answer Pingora's session does not record: a status socket's 101,
     /// written before its connection left the session (`proxy::upgrade`).
     pub answered: Option<u16>,
+    /// This request's W3C trace context (`proxy::trace`), set on arrival.
+    pub trace: Option<super::trace::TraceContext>,
 }
 
 impl RequestCtx {
@@ -56,6 +58,7 @@ impl RequestCtx {
             body_override: None,
             live: None,
             answered: None,
+            trace: None,
         }
     }
 }

@@ -59,6 +59,10 @@ impl Gateway {
                 let (healthy, total) = self.upstreams.health_counts();
                 return respond::write(session, respond::health(healthy, total)).await;
             }
+            Route::Ready => {
+                let missing = self.readiness.missing().await;
+                return respond::write(session, respond::readiness(&missing)).await;
+            }
             Route::Session => live.auth.session_info(&req).await,
             Route::Connect { provider, ticket } => match live.auth.connect(provider, ticket, &req).await {
                 Ok(r) => r,

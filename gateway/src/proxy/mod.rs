@@ -5,18 +5,20 @@
 //! | `new_ctx` | empty [`RequestCtx`] | `proxy::ctx` |
 //! | `request_filter` | 0 a head over 64 KiB → 431, the idle time before the next request capped at `server.idle_timeout`; 1 strip identity and untrusted forwarding headers; 2 `Host` check → 421; 3 classify the route: a gateway route is answered here (`Ok(true)`); 4 route rule: a foreign `Origin` gets no identity (403 on a protected route), protected without live tokens → 401 JSON, else the identity goes in ctx; an upgrade loses the idle read timeout, and a WebSocket is relayed here (one carrying an identity until its tokens go away) | `identity`, `proxy::forwarded`, `proxy::route`, `proxy::rules`, `auth`, `proxy::respond`, `proxy::tunnel` |
 //! | `upstream_peer` | next healthy upstream, else 502 | `proxy::upstream` |
-//! | `upstream_request_filter` | set `X-Forwarded-For/-Proto/-Host`; inject the identity headers | `proxy::forwarded`, `identity` |
+//! | `upstream_request_filter` | set `X-Forwarded-For/-Proto/-Host`; inject the identity headers; `traceparent` | `proxy::forwarded`, `identity`, `proxy::trace` |
 //! | `fail_to_connect` | count the failure | `metrics` |
 //! | `fail_to_proxy` | 502/504 page or JSON by `Accept`, naming no internal address | `proxy::respond` |
-//! | `logging` | one access line; metrics | `metrics` |
+//! | `logging` | one access line naming the trace id; metrics | `metrics` |
 
 pub mod ctx;
 pub mod forwarded;
 pub mod limits;
 mod local;
+pub mod ready;
 pub mod respond;
 pub mod route;
 pub mod rules;
+pub mod trace;
 mod tunnel;
 mod upgrade;
 pub mod upstream;
@@ -53,6 +55,7 @@ pub struct Gateway {
     upstreams: Upstreams,
     channel: ChannelRouting,
     metrics: Metrics,
+    readiness: Arc<ready::Readiness>,
     /// Connects the WebSockets this gateway relays itself (`proxy::tunnel`).
     ws_connector: pingora::connectors::TransportConnector,
 }
@@ -125,6 +128,7 @@ impl Gateway {
         upstreams: Upstreams,
         channel: ChannelRouting,
         metrics: Metrics,
+        readiness: Arc<ready::Readiness>,
     ) -> Self {
         Self {
             live,
@@ -133,6 +137,7 @@ impl Gateway {
             upstreams,
             channel,
             metrics,
+            readiness,
             ws_connector: pingora::connectors::TransportConnector::new(None),
         }
     }
@@ -210,6 +215,19 @@ impl Gateway {
         }
     }
 
+    /// docs/architecture.md#operations: continue the client's valid `traceparent`, else start a
+    /// trace; a `tracestate` without its valid `traceparent` is dropped.
+    fn trace_context(session: &mut Session) -> Option<trace::TraceContext> {
+        let req = session.req_header();
+        let sent = req.headers.get(trace::TRACEPARENT).map(http::HeaderValue::as_bytes);
+        let single = req.headers.get_all(trace::TRACEPARENT).iter().count() <= 1;
+        let context = trace::TraceContext::from_client(sent.filter(|_| single));
+        if !context.is_some_and(|c| c.is_continued()) {
+            session.req_header_mut().remove_header(trace::TRACESTATE);
+        }
+        context
+    }
+
     /// The `Host` (HTTP/1.1) or `:authority` (HTTP/2) the client used.
     fn request_host(session: &Session) -> Option<String> {
         let req = session.req_header();
@@ -239,6 +257,12 @@ impl Gateway {
         let values = forwarded::forwarding_values(ctx.client_ip, self.https, ctx.host.as_deref(), trusted);
         for (name, value) in values {
             upstream_request.insert_header(name, value)?;
+        }
+        match &ctx.trace {
+            Some(trace) => upstream_request.insert_header(trace::TRACEPARENT, trace.header_value())?,
+            None => {
+                upstream_request.remove_header(trace::TRACEPARENT);
+            }
         }
         if let (Some(tokens), Some(live)) = (&ctx.tokens, &ctx.live) {
             for (name, value) in identity::identity_headers(&live.identity_names, tokens, ctx.forward_token) {
@@ -365,6 +389,7 @@ impl ProxyHttp for Gateway {
         }
         let live = self.live.load_full();
         ctx.live = Some(Arc::clone(&live));
+        ctx.trace = Self::trace_context(session);
         Self::strip_headers(&live, session, ctx);
         ctx.host = Self::request_host(session);
         let default_port = if self.https { 443 } else { 80 };
@@ -498,6 +523,7 @@ impl ProxyHttp for Gateway {
             status,
             route = ctx.route,
             upstream = ctx.upstream.as_deref().unwrap_or("-"),
+            trace_id = ctx.trace.map(|t| t.trace_id()).as_deref().unwrap_or("-"),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             "access"
         );

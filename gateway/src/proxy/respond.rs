@@ -63,6 +63,12 @@ pub fn health(healthy_upstreams: usize, total_upstreams: usize) -> LocalResponse
     )
 }
 
+/// Readiness: 200 `{"ready":true,"missing":[]}`, or 503 naming what is `missing`.
+pub fn readiness(missing: &[String]) -> LocalResponse {
+    let status = if missing.is_empty() { 200 } else { 503 };
+    LocalResponse::json(status, &serde_json::json!({"ready": missing.is_empty(), "missing": missing}))
+}
+
 /// The status a proxying error maps to (0: the client is gone, nothing to write).
 pub fn status_for(e: &Error) -> u16 {
     match e.etype() {

@@ -14,6 +14,8 @@ pub const CLIENT_JS_PATH: &str = "/_gateway/client.js";
 
 /// `GET /_gateway/health`: liveness of the gateway.
 pub const HEALTH_PATH: &str = "/_gateway/health";
+/// `GET /_gateway/ready`: readiness (store, providers, upstream).
+pub const READY_PATH: &str = "/_gateway/ready";
 /// Everything under this prefix belongs to the gateway and never reaches the upstream.
 pub const GATEWAY_PREFIX: &str = "/_gateway/";
 
@@ -22,6 +24,8 @@ pub const GATEWAY_PREFIX: &str = "/_gateway/";
 pub enum Route<'a> {
     /// Health answer.
     Health,
+    /// Readiness answer.
+    Ready,
     /// Session JSON.
     Session,
     /// Popup start.
@@ -61,6 +65,7 @@ impl Route<'_> {
     pub fn label(self) -> &'static str {
         match self {
             Route::Health => "health",
+            Route::Ready => "ready",
             Route::Session => "session",
             Route::Connect { .. } => "connect",
             Route::Callback { .. } => "callback",
@@ -90,6 +95,7 @@ pub fn classify_with<'a>(path: &'a str, socketio: Option<&str>, bot: Option<&str
     }
     match path {
         HEALTH_PATH => return Route::Health,
+        READY_PATH => return Route::Ready,
         SESSION_PATH => return Route::Session,
         LOGOUT_PATH => return Route::Logout,
         HANDOFF_PATH => return Route::Handoff,
@@ -148,6 +154,8 @@ mod tests {
         assert_eq!(classify("/connect/entra/abc.def"), Route::Connect { provider: "entra", ticket: "abc.def" });
         assert_eq!(classify("/connect/logout"), Route::Logout);
         assert_eq!(classify("/_gateway/handoff"), Route::Handoff);
+        assert_eq!(classify("/_gateway/ready"), Route::Ready);
+        assert_eq!(classify("/_gateway/ready/"), Route::NotFound);
         assert_eq!(classify("/_gateway/handoff/"), Route::NotFound);
         assert_eq!(classify("/connect//x"), Route::NotFound);
         assert_eq!(classify("/connect/a/b/c"), Route::NotFound);

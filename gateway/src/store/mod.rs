@@ -5,6 +5,7 @@
 //! [`FLOW_TTL`] or on first use, whichever comes first; every token removal is reported on
 //! [`TokenStore::removals`] so the status channel can announce `auth_expired`.
 
+pub mod key_names;
 pub mod memory;
 pub mod redis;
 pub mod sealed;
@@ -194,6 +195,11 @@ pub trait TokenStore: Send + Sync {
     async fn run_maintenance(&self);
     /// Live token entries, for the store-size metric.
     fn token_count(&self) -> u64;
+    /// True when the store can serve (readiness): reachable and, for a shared store, subscribed
+    /// to the other instances' messages. The in-process store always is.
+    async fn is_ready(&self) -> bool {
+        true
+    }
 }
 
 /// Absolute lifetime for moka caches of tokens: an entry expires `ttl` after its sign-in,

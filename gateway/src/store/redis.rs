@@ -3,14 +3,18 @@
 //! status events between gateway instances, and key-expiry notifications become `auth_expired`.
 //!
 //! ```text
-//!  instance A ── SET t:<session>:<provider> (sealed, PX ttl) ── PUBLISH inv ──▶ every L1 drops it
+//!  instance A ── SET t:<tag>:<provider> (sealed, PX ttl) ── PUBLISH inv ──▶ every L1 drops it
+//!             └─ SET s:<tag>:<provider> (the session id, sealed, PX ttl + margin)
 //!  instance A ── GETDEL f:<state>   (single use across instances)
 //!  instance A ── PUBLISH ev {session, event} ──▶ every instance → its own sockets of that session
-//!  Redis      ── __keyevent@N__:expired t:<session>:<provider> ──▶ every instance → its own sockets
+//!  Redis      ── __keyevent@N__:expired t:<tag>:<provider> ──▶ every instance: GET s:<tag>:<provider>
+//!                                                              → the session → its own sockets
 //! ```
+//! Key names carry an HMAC tag of the session id, never the id ([`super::key_names`]).
 //! Redis down or slow: every call fails within `store.timeout` with [`StoreError::Unavailable`]
 //! (protected routes answer 503); the connection manager reconnects by itself.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +27,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch, OnceCell};
 
+use super::key_names::{KeyNames, COMPANION_MARGIN};
 use super::sealed::Sealer;
 use super::{
     FlowRecord, Handoff, Identity, Opener, Removal, RemovalCause, StoreError, StoredTokens, TokenStore, FLOW_TTL,
@@ -40,6 +45,7 @@ pub struct RedisStore {
     client: redis::Client,
     conn: OnceCell<ConnectionManager>,
     prefix: String,
+    names: KeyNames,
     sealer: Sealer,
     timeout: Duration,
     token_ttl: Duration,
@@ -47,6 +53,8 @@ pub struct RedisStore {
     /// Cookie generations (`None`: never rotated), coherent through the `inv` channel.
     generations_l1: Cache<SessionId, Option<u32>>,
     removals: broadcast::Sender<Removal>,
+    /// Set by the subscriber once its subscriptions are established, cleared when they are lost.
+    subscribed: AtomicBool,
 }
 
 /// What an `inv` message names instead of a provider when a session's cookie rotated.
@@ -190,12 +198,14 @@ impl RedisStore {
             client,
             conn: OnceCell::new(),
             prefix: prefix.to_owned(),
+            names: KeyNames::new(prefix, keys),
             sealer: Sealer::from_keyring(keys),
             timeout,
             token_ttl,
             l1,
             generations_l1,
             removals,
+            subscribed: AtomicBool::new(false),
         })
     }
 
@@ -220,14 +230,15 @@ impl RedisStore {
         tokio::time::timeout(self.timeout, f(conn)).await.map_err(|_| unavailable("timed out"))?.map_err(unavailable)
     }
 
-    fn token_key(&self, session: &SessionId, provider: &ProviderName) -> String {
-        format!("{}t:{}:{}", self.prefix, session.storage_key(), provider)
-    }
-
-    fn parse_token_key(&self, key: &str) -> Option<(SessionId, ProviderName)> {
-        let rest = key.strip_prefix(&self.prefix)?.strip_prefix("t:")?;
-        let (session, provider) = rest.split_once(':')?;
-        Some((SessionId::from_storage_key(session)?, ProviderName::parse(provider).ok()?))
+    /// The session and provider of an expired `t:` key, from its sealed `s:` companion.
+    async fn expired_token_owner(&self, token_key: &str) -> Option<(SessionId, ProviderName)> {
+        let provider = self.names.token_provider(token_key)?;
+        let companion = self.names.companion(token_key)?;
+        let name = companion.clone();
+        let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get(name).await }).await.ok()?;
+        let plain = self.sealer.open(&companion, &raw?)?;
+        let session = SessionId::from_storage_key(std::str::from_utf8(&plain).ok()?)?;
+        Some((session, provider))
     }
 
     fn decode_tokens(&self, key: &str, sealed: &[u8]) -> Option<StoredTokens> {
@@ -235,8 +246,10 @@ impl RedisStore {
         serde_json::from_slice::<WireTokens>(&plain).ok()?.into_tokens()
     }
 
-    fn generation_key(&self, session: &SessionId) -> String {
-        format!("{}g:{}", self.prefix, session.storage_key())
+    /// The session's cookie generation under each of its names, newest secret first.
+    async fn stored_generations(&self, session: &SessionId) -> Result<Vec<Option<u32>>, StoreError> {
+        let keys = self.names.generation_all(session);
+        self.run(|mut c| async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await }).await
     }
 
     async fn invalidate_everywhere(&self, session: &SessionId, provider: &ProviderName) {
@@ -253,6 +266,7 @@ impl RedisStore {
         let ev = format!("{}ev", self.prefix);
         loop {
             let result = self.subscribe_once(&hub, &inv, &ev, &mut shutdown).await;
+            self.subscribed.store(false, Ordering::SeqCst);
             if *shutdown.borrow() {
                 return;
             }
@@ -286,6 +300,7 @@ impl RedisStore {
         pubsub.subscribe(inv).await?;
         pubsub.subscribe(ev).await?;
         pubsub.psubscribe("__keyevent@*__:expired").await?;
+        self.subscribed.store(true, Ordering::SeqCst);
         tracing::info!("redis subscription established");
         let mut messages = pubsub.on_message();
         loop {
@@ -313,7 +328,7 @@ impl RedisStore {
                         hub.publish(&s, &e);
                     }
                 }
-            } else if let Some((session, provider)) = self.parse_token_key(&payload) {
+            } else if let Some((session, provider)) = self.expired_token_owner(&payload).await {
                 self.l1.invalidate(&(session, provider.clone())).await;
                 let _ = self.removals.send(Removal { session, provider, cause: RemovalCause::Expired });
             }
@@ -354,14 +369,32 @@ impl Relay for RedisRelay {
 impl TokenStore for RedisStore {
     async fn put_tokens(&self, session: &SessionId, tokens: StoredTokens) -> Result<(), StoreError> {
         let provider = tokens.identity.provider.clone();
-        let key = self.token_key(session, &provider);
+        let key = self.names.tokens(session, &provider);
+        let companion = self.names.companion(&key).ok_or_else(|| unavailable("bad key name"))?;
         let age = tokens.signed_in_at.elapsed().unwrap_or_default();
         let wire = WireTokens::from_tokens(&tokens);
         let plain = serde_json::to_vec(&wire).map_err(unavailable)?;
         let sealed = self.sealer.seal(&key, &plain).ok_or_else(|| unavailable("sealing failed"))?;
+        let owner = self
+            .sealer
+            .seal(&companion, session.storage_key().as_bytes())
+            .ok_or_else(|| unavailable("sealing failed"))?;
         let remaining = self.token_ttl.saturating_sub(age);
         let px = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX).max(1);
-        self.run(|mut c| async move { c.pset_ex::<_, _, ()>(key, sealed, px).await }).await?;
+        let companion_px = px.saturating_add(u64::try_from(COMPANION_MARGIN.as_millis()).unwrap_or(0));
+        // Names under older secrets are dropped (DEL notifies no expiry): their later expiry
+        // would announce the end of a sign-in that lives on under the new name.
+        let old_names = self.names.tokens_all(session, &provider).into_iter().skip(1);
+        let stale: Vec<String> = old_names.flat_map(|k| [self.names.companion(&k), Some(k)]).flatten().collect();
+        self.run(|mut c| async move {
+            let mut pipe = redis::pipe();
+            pipe.atomic().pset_ex(&companion, owner, companion_px).ignore().pset_ex(&key, sealed, px).ignore();
+            if !stale.is_empty() {
+                pipe.del(stale).ignore();
+            }
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await?;
         self.invalidate_everywhere(session, &provider).await;
         Ok(())
     }
@@ -375,10 +408,12 @@ impl TokenStore for RedisStore {
         if let Some(t) = self.l1.get(&l1_key).await {
             return Ok(Some(t));
         }
-        let key = self.token_key(session, provider);
-        let k = key.clone();
-        let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get(k).await }).await?;
-        let Some(t) = raw.and_then(|r| self.decode_tokens(&key, &r)) else { return Ok(None) };
+        let keys = self.names.tokens_all(session, provider);
+        let k = keys.clone();
+        let raw: Vec<Option<Vec<u8>>> =
+            self.run(|mut c| async move { redis::cmd("MGET").arg(k).query_async(&mut c).await }).await?;
+        let found = keys.iter().zip(raw).find_map(|(key, r)| r.and_then(|r| self.decode_tokens(key, &r)));
+        let Some(t) = found else { return Ok(None) };
         let t = Arc::new(t);
         self.l1.insert(l1_key, Arc::clone(&t)).await;
         Ok(Some(t))
@@ -396,11 +431,23 @@ impl TokenStore for RedisStore {
         };
         let mut removed = Vec::new();
         for p in names {
-            let key = self.token_key(session, p);
-            let k = key.clone();
-            let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get_del(k).await }).await?;
+            let keys = self.names.tokens_all(session, p);
+            let companions: Vec<String> = keys.iter().filter_map(|k| self.names.companion(k)).collect();
+            let k = keys.clone();
+            let raw: Vec<Option<Vec<u8>>> = self
+                .run(|mut c| async move {
+                    let mut pipe = redis::pipe();
+                    pipe.atomic();
+                    for key in &k {
+                        pipe.get_del(key);
+                    }
+                    pipe.del(&companions).ignore();
+                    pipe.query_async(&mut c).await
+                })
+                .await?;
             self.invalidate_everywhere(session, p).await;
-            if let Some(t) = raw.and_then(|r| self.decode_tokens(&key, &r)) {
+            let found = keys.iter().zip(raw).find_map(|(key, r)| r.and_then(|r| self.decode_tokens(key, &r)));
+            if let Some(t) = found {
                 removed.push(Arc::new(t));
                 let _ = self.removals.send(Removal {
                     session: *session,
@@ -432,16 +479,25 @@ impl TokenStore for RedisStore {
         if let Some(g) = self.generations_l1.get(session).await {
             return Ok(g);
         }
-        let key = self.generation_key(session);
-        let raw: Option<u32> = self.run(|mut c| async move { c.get(key).await }).await?;
+        let raw = self.stored_generations(session).await?.into_iter().flatten().next();
         self.generations_l1.insert(*session, raw).await;
         Ok(raw)
     }
 
     async fn rotate_session(&self, session: &SessionId, keep_for: Duration) -> Result<u32, StoreError> {
-        let key = self.generation_key(session);
+        let key = self.names.generation(session);
         let px = u64::try_from(keep_for.as_millis()).unwrap_or(u64::MAX).max(1);
         let px = i64::try_from(px).unwrap_or(i64::MAX);
+        // After a secret rotation the generation may live under an older name only: carry it
+        // over, so the count never goes back (an older cookie would be accepted again).
+        let stored = self.stored_generations(session).await?;
+        if let (Some(None), Some(older)) = (stored.first(), stored.iter().skip(1).flatten().next()) {
+            let (k, older) = (key.clone(), *older);
+            self.run(|mut c| async move {
+                redis::cmd("SET").arg(k).arg(older).arg("NX").arg("PX").arg(px).query_async::<()>(&mut c).await
+            })
+            .await?;
+        }
         let (next,): (u32,) = self
             .run(|mut c| async move {
                 redis::pipe().atomic().incr(&key, 1).pexpire(&key, px).ignore().query_async(&mut c).await
@@ -513,5 +569,14 @@ impl TokenStore for RedisStore {
 
     fn token_count(&self) -> u64 {
         self.l1.entry_count()
+    }
+
+    async fn is_ready(&self) -> bool {
+        if !self.subscribed.load(Ordering::SeqCst) {
+            return false;
+        }
+        let pong: Result<String, StoreError> =
+            self.run(|mut c| async move { redis::cmd("PING").query_async(&mut c).await }).await;
+        pong.is_ok()
     }
 }

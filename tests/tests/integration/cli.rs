@@ -57,7 +57,7 @@ fn unknown_subcommand_exits_2() -> anyhow::Result<()> {
 
 #[test]
 fn check_config_refuses_a_multi_tenant_entra_provider_without_allowed_tenants_with_exit_2() -> anyhow::Result<()> {
-    let config = workspace_root().join("tests/fixtures/config/bad/27-multi-tenant-entra-without-allowed-tenants.toml");
+    let config = workspace_root().join("tests/fixtures/config/bad/30-multi-tenant-entra-without-allowed-tenants.toml");
     let output = Command::new(gateway_binary()?)
         .arg("check-config")
         .arg("--config")
@@ -68,5 +68,76 @@ fn check_config_refuses_a_multi_tenant_entra_provider_without_allowed_tenants_wi
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("providers.entra.allowed_tenants: is required"), "{}", describe(&output));
+    Ok(())
+}
+
+/// Every environment variable a shipped config's `env:` references name (each file's comments
+/// and the README's Configure section document them), with placeholder values.
+const SHIPPED_CONFIG_ENV: [(&str, &str); 6] = [
+    (SECRET_ENV, TEST_SECRET),
+    ("ENTRA_CLIENT_SECRET", "placeholder"),
+    ("GOOGLE_CLIENT_SECRET", "placeholder"),
+    ("GITHUB_CLIENT_SECRET", "placeholder"),
+    ("OIDC_CLIENT_SECRET", "placeholder"),
+    ("PARTNER_CLIENT_SECRET", "placeholder"),
+];
+
+/// A copy of `config/` in a new directory, as a fresh clone has it (no `certs/*.pem`).
+fn fresh_checkout() -> anyhow::Result<(TempDir, Vec<String>)> {
+    let dir = TempDir::new("fresh")?;
+    std::fs::create_dir(dir.join("config"))?;
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(workspace_root().join("config"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let name = format!("config/{}", path.file_name().unwrap_or_default().to_string_lossy());
+            std::fs::copy(&path, dir.join(&name))?;
+            names.push(name);
+        }
+    }
+    names.sort();
+    anyhow::ensure!(names.len() >= 5, "only {} shipped configs", names.len());
+    Ok((dir, names))
+}
+
+fn check_config(dir: &TempDir, config: &str) -> anyhow::Result<Output> {
+    Ok(Command::new(gateway_binary()?)
+        .args(["check-config", "--config", config])
+        .current_dir(dir.path())
+        .envs(SHIPPED_CONFIG_ENV)
+        .output()?)
+}
+
+#[test]
+fn every_shipped_config_passes_in_a_fresh_checkout_after_gateway_certs() -> anyhow::Result<()> {
+    let (dir, configs) = fresh_checkout()?;
+    let certs = Command::new(gateway_binary()?).args(["certs", "--out", "certs"]).current_dir(dir.path()).output()?;
+    assert!(certs.status.success(), "gateway certs: {}", describe(&certs));
+
+    for config in &configs {
+        let output = check_config(&dir, config)?;
+        assert!(output.status.success(), "check-config {config}: {}", describe(&output));
+    }
+    Ok(())
+}
+
+#[test]
+fn missing_certificates_give_one_error_saying_how_to_make_them() -> anyhow::Result<()> {
+    let (dir, configs) = fresh_checkout()?;
+
+    for config in &configs {
+        let output = check_config(&dir, config)?;
+        assert_eq!(output.status.code(), Some(2), "check-config {config}: {}", describe(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        // The dev provider of demo.toml listens on loopback: no "non-loopback" follow-on.
+        assert_eq!(lines.len(), 1, "check-config {config}: {}", describe(&output));
+        assert!(
+            lines[0].starts_with(&format!("{config}: server.tls_cert: "))
+                && lines[0].contains("run `gateway certs --out certs`"),
+            "check-config {config}: {}",
+            describe(&output)
+        );
+    }
     Ok(())
 }

@@ -204,13 +204,14 @@ async fn token_endpoint_answering_garbage_fails_its_sign_ins_clearly_and_no_one_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwks_unreachable_fails_its_sign_ins_clearly_and_recovers_when_it_returns() -> anyhow::Result<()> {
     let (idp, upstream) = (TestIdp::start().await, EchoUpstream::start("app").await?);
+    // The key set is away from the start: the gateway, which fetches every provider's keys once
+    // when it starts (readiness), holds none of them.
+    idp.unreachable("/jwks");
     let gw = provider_gateway(&idp, &upstream).await?;
-    // No sign-in with `idp` before: the gateway holds none of its keys yet.
     let load = Load::start(gw.endpoint(), provider_bystanders(&gw, false).await?)?;
     load.run_for(WARM_UP).await?;
 
     let fault_on = Instant::now();
-    idp.unreachable("/jwks");
     let affected = idp_sign_ins(gw.endpoint(), AFFECTED_SIGN_INS).await?;
     for (page, after) in &affected {
         ensure_clear_failure(page, 502, "temporarily_unavailable", "keys", &idp)?;

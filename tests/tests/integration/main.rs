@@ -10,6 +10,7 @@ mod cli;
 mod faults;
 mod headers;
 mod load_balancing;
+mod ops;
 mod popup_flow;
 mod provider_faults;
 mod proxy;

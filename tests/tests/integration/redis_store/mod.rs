@@ -11,6 +11,8 @@
 //! them, so a popup runs on one instance; the browser's cookie (signed with the shared secret)
 //! is then sent by hand to the other.
 
+mod keys;
+
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};

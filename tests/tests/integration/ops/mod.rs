@@ -1,0 +1,5 @@
+//! Operations (docs/architecture.md#operations): readiness on the main and admin listeners, trace context, the deploy/ files.
+
+mod deploy;
+mod ready;
+mod trace;
