@@ -13,6 +13,7 @@
 //! - [`limits`]: raising the open-files limit a load test needs
 //! - [`load`]: [`load::Load`], a bounded background load that keeps every answer, and its [`load::Tally`]
 //! - [`metrics`]: the admin listener's Prometheus text, and one sample by name and labels
+//! - [`entra`]: [`entra::EntraStandIn`], a local Entra ID: tenant metadata, rotating keys, minted tokens, on-behalf-of
 //! - [`idp`]: [`idp::TestIdp`], an in-repo OpenID provider with a knob for every fault
 //! - [`oidc_provider`]: the real OpenID provider (npm `oidc-provider`) as a child, and its login driver
 //! - [`ports`]: probe-and-hold registry of free `127.0.0.1` ports
@@ -25,6 +26,7 @@
 pub mod channel;
 pub mod client;
 pub mod config;
+pub mod entra;
 pub mod gateway;
 pub mod idp;
 pub mod limits;

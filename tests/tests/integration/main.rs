@@ -7,6 +7,7 @@ mod attacks;
 mod channel_socketio;
 mod channel_ws_sse;
 mod cli;
+mod entra_standin;
 mod faults;
 mod headers;
 mod load_balancing;
