@@ -135,3 +135,21 @@ impl AuthService {
         Ok(with_cookie(reply(204, "text/plain", ""), Some(set_cookie)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_gives_its_code_and_nothing_else_passes() {
+        assert_eq!(parse_body(br#"{"code":"abc"}"#), Ok("abc".to_owned()));
+        // Found by fuzzing: other fields are skipped unread, even when they are not UTF-8.
+        let odd = b"{\"code\":\"abc\",\"type\":\"g\xc7\xc7ateway:auth\",\"code2\":1}";
+        assert_eq!(parse_body(odd), Ok("abc".to_owned()));
+        for bad in [&b""[..], b"{}", br#"{"code":""}"#, br#"{"code":1}"#, br#"{"code":"abc""#] {
+            assert_eq!(parse_body(bad), Err(HandoffRefusal::Malformed), "{:?}", String::from_utf8_lossy(bad));
+        }
+        let long = format!(r#"{{"code":"{}"}}"#, "a".repeat(129));
+        assert_eq!(parse_body(long.as_bytes()), Err(HandoffRefusal::Malformed));
+    }
+}
