@@ -19,6 +19,7 @@ mod real_oidc_provider;
 mod redis_store;
 mod reload;
 mod shutdown;
+mod sso;
 mod teams;
 mod tls;
 mod upstream_websocket;

@@ -1,0 +1,236 @@
+//! Office and Teams single sign-on against the local Entra stand-in: `Authorization: Bearer`
+//! access tokens (v1 and v2 issuers, two tenants, key rotation, every refusal) and on-behalf-of
+//! tokens forwarded upstream (cached, one exchange for many requests, consent fallback).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use gateway_tests::entra::{
+    EntraStandIn, OboMode, Signer, TokenSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_OID, DEFAULT_USERNAME,
+};
+use gateway_tests::signin::Browser;
+use gateway_tests::{Echo, EchoUpstream, GatewayConfig, TestGateway};
+use serde_json::json;
+
+const T1: &str = "11111111-1111-4111-8111-111111111111";
+const T2: &str = "22222222-2222-4222-8222-222222222222";
+const T3: &str = "33333333-3333-4333-8333-333333333333";
+const GRAPH_SCOPE: &str = "https://graph.microsoft.com/User.Read";
+
+struct Sso {
+    entra: EntraStandIn,
+    echo: EchoUpstream,
+    gw: TestGateway,
+}
+
+impl Sso {
+    /// A gateway with provider `entra` at the stand-in (`tenant`, plus `extra` provider keys),
+    /// `/api/` requiring it and `/graph/` forwarding an on-behalf-of token for Graph.
+    async fn start(tenant: &str, extra: &str) -> anyhow::Result<Self> {
+        let entra = EntraStandIn::start().await?;
+        let echo = EchoUpstream::start("app").await?;
+        let toml = GatewayConfig::on_free_port(&[echo.addr()])?
+            .plain_http_cookies()
+            .extra(&format!(
+                "[providers.entra]\nkind = \"entra\"\ntenant = \"{tenant}\"\nauthority = \"{}\"\n\
+                 client_id = \"{DEFAULT_CLIENT_ID}\"\nclient_secret = \"env:ENTRA_SECRET\"\naccept_bearer = true\n{extra}\n",
+                entra.authority()
+            ))
+            .extra("[[routes]]\nprefix = \"/api/\"\nrequire = [\"entra\"]\n")
+            .extra(&format!("[[routes]]\nprefix = \"/graph/\"\nrequire = [\"entra\"]\nobo_scopes = [\"{GRAPH_SCOPE}\"]\n"));
+        let gw = TestGateway::with_toml(toml).env("ENTRA_SECRET", DEFAULT_CLIENT_SECRET).start().await?;
+        Ok(Self { entra, echo, gw })
+    }
+
+    async fn get(&self, path: &str, token: &str) -> anyhow::Result<reqwest::Response> {
+        Ok(self.gw.client()?.get(self.gw.url(path)).bearer_auth(token).send().await?)
+    }
+}
+
+/// Status, `WWW-Authenticate` and JSON `error` of an answer.
+async fn refusal(resp: reqwest::Response) -> anyhow::Result<(u16, String, String)> {
+    let status = resp.status().as_u16();
+    let challenge = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let body: serde_json::Value = serde_json::from_slice(&resp.bytes().await?).unwrap_or_default();
+    Ok((status, challenge, body["error"].as_str().unwrap_or("").to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_bearer_signs_the_request_in_and_every_other_one_is_refused_not_passed_through() -> anyhow::Result<()> {
+    let sso = Sso::start(T1, "").await?;
+    let api = format!("api://{}/{DEFAULT_CLIENT_ID}", sso.gw.endpoint().authority());
+    for spec in [TokenSpec::new(T1, DEFAULT_CLIENT_ID), TokenSpec::new(T1, &api).v1()] {
+        let resp = sso.get("/api/whoami", &sso.entra.access_token(&spec)).await?;
+        let seen = Echo::parse(&resp.bytes().await?)?;
+        assert_eq!(seen.header("x-forwarded-user").as_deref(), Some(DEFAULT_OID), "{spec:?}");
+        assert_eq!(seen.header("x-forwarded-email").as_deref(), Some(DEFAULT_USERNAME));
+        assert_eq!(seen.header("x-forwarded-provider").as_deref(), Some("entra"));
+    }
+    let before = sso.echo.targets().len();
+    let base = || TokenSpec::new(T1, DEFAULT_CLIENT_ID);
+    let refused = [
+        ("expired beyond the skew", base().expires_in(-400)),
+        ("not valid for ten minutes", TokenSpec { not_before: 600, ..base() }),
+        ("another API", TokenSpec::new(T1, "api://other/app")),
+        ("another tenant", TokenSpec::new(T2, DEFAULT_CLIENT_ID)),
+        ("an unpublished key", base().signer(Signer::Unpublished)),
+        ("a forged kid", base().signer(Signer::ForgedKid)),
+        ("alg none", base().signer(Signer::AlgNone)),
+        ("HS256 with the public key", base().signer(Signer::Hs256WithPublicKey)),
+        ("an issuer of another tenant", base().extra(json!({"iss": format!("{}/{T2}/v2.0", sso.entra.authority())}))),
+        ("a foreign issuer", base().extra(json!({"iss": "https://evil.example/v2.0"}))),
+    ];
+    for (why, spec) in refused {
+        let (status, challenge, error) = refusal(sso.get("/api/whoami", &sso.entra.access_token(&spec)).await?).await?;
+        assert_eq!((status, error.as_str()), (401, "invalid_token"), "{why}");
+        assert!(challenge.starts_with("Bearer error=\"invalid_token\""), "{why}: {challenge}");
+    }
+    let no_scope = sso.entra.access_token(&base().scp("Files.Read"));
+    let (status, challenge, error) = refusal(sso.get("/api/whoami", &no_scope).await?).await?;
+    assert_eq!((status, error.as_str()), (403, "insufficient_scope"));
+    assert!(challenge.contains("scope=\"access_as_user\""), "{challenge}");
+    for garbage in ["x", "a.b.c", &"A".repeat(20_000)] {
+        assert_eq!(refusal(sso.get("/api/whoami", garbage).await?).await?.0, 401, "{}", &garbage[..1]);
+    }
+    // A bad bearer never falls through to the session cookie, even a signed-in one.
+    assert_eq!(sso.echo.targets()[before..], [] as [String; 0], "a refused bearer reached the upstream");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_is_followed_refetches_are_bounded_and_a_validated_token_is_cached() -> anyhow::Result<()> {
+    let sso = Sso::start(T1, "").await?;
+    let first = sso.entra.access_token(&TokenSpec::new(T1, DEFAULT_CLIENT_ID));
+    assert_eq!(sso.get("/api/x", &first).await?.status(), 200);
+    let fetched = sso.entra.jwks_requests();
+    // An unknown key id fetches the keys at most once a minute, however often it is tried.
+    let unknown = sso.entra.access_token(&TokenSpec::new(T1, DEFAULT_CLIENT_ID).signer(Signer::Unpublished));
+    for _ in 0..20 {
+        assert_eq!(sso.get("/api/x", &unknown).await?.status(), 401);
+    }
+    assert!(
+        sso.entra.jwks_requests() <= fetched + 1,
+        "{} key fetches for 20 unknown kids",
+        sso.entra.jwks_requests() - fetched
+    );
+    // A token validated once is remembered by its hash: it still passes after its key is retired.
+    sso.entra.rotate();
+    sso.entra.retire_old_key();
+    assert_eq!(sso.get("/api/x", &first).await?.status(), 200, "a validated token was checked again");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_published_ahead_of_a_rotation_is_accepted_as_soon_as_it_signs() -> anyhow::Result<()> {
+    let sso = Sso::start(T1, "").await?;
+    sso.entra.publish_next_key();
+    let first = sso.entra.access_token(&TokenSpec::new(T1, DEFAULT_CLIENT_ID));
+    assert_eq!(sso.get("/api/x", &first).await?.status(), 200);
+    sso.entra.rotate();
+    let next = sso.entra.access_token(&TokenSpec::new(T1, DEFAULT_CLIENT_ID));
+    assert_eq!(sso.get("/api/x", &next).await?.status(), 200, "the pre-published key was not used");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_tenant_provider_admits_only_its_allowed_tenants() -> anyhow::Result<()> {
+    let sso = Sso::start("organizations", &format!("allowed_tenants = [\"{T1}\", \"{T2}\"]")).await?;
+    for tenant in [T1, T2] {
+        let token = sso.entra.access_token(&TokenSpec::new(tenant, DEFAULT_CLIENT_ID));
+        assert_eq!(sso.get("/api/x", &token).await?.status(), 200, "{tenant}");
+        let v1 = sso.entra.access_token(&TokenSpec::new(tenant, DEFAULT_CLIENT_ID).v1());
+        assert_eq!(sso.get("/api/x", &v1).await?.status(), 200, "{tenant} v1");
+    }
+    let fetched = sso.entra.jwks_requests();
+    let outsider = sso.entra.access_token(&TokenSpec::new(T3, DEFAULT_CLIENT_ID));
+    assert_eq!(refusal(sso.get("/api/x", &outsider).await?).await?.0, 401);
+    assert_eq!(sso.entra.jwks_requests(), fetched, "a token of a tenant not admitted made the gateway fetch keys");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn obo_tokens_are_forwarded_cached_and_exchanged_once_for_many_concurrent_requests() -> anyhow::Result<()> {
+    let sso = Sso::start(T1, "").await?;
+    let token = sso.entra.access_token(&TokenSpec::new(T1, DEFAULT_CLIENT_ID));
+    let resp = sso.get("/graph/me", &token).await?;
+    let seen = Echo::parse(&resp.bytes().await?)?;
+    let forwarded = seen.header("x-forwarded-access-token").context("no access token forwarded")?;
+    assert_eq!(sso.entra.issued_obo_tokens(), vec![forwarded.clone()], "not the on-behalf-of token");
+    assert_ne!(forwarded, token);
+    let form = sso.entra.last_obo_request().context("no OBO request")?;
+    assert_eq!(form.get("requested_token_use"), Some("on_behalf_of"));
+    assert_eq!(form.get("scope"), Some(GRAPH_SCOPE));
+    assert_eq!(form.get("assertion"), Some(token.as_str()));
+    // Cached: the same user again costs no exchange; /api/ forwards no access token at all.
+    let again = Echo::parse(&sso.get("/graph/me", &token).await?.bytes().await?)?;
+    assert_eq!(again.header("x-forwarded-access-token"), Some(forwarded));
+    assert_eq!(sso.entra.obo_requests(), 1);
+    let api = Echo::parse(&sso.get("/api/x", &token).await?.bytes().await?)?;
+    assert_eq!(api.header("x-forwarded-access-token"), None);
+
+    // Another user, 50 requests at once while Entra is slow: one exchange.
+    sso.entra.obo_mode(OboMode::Slow(Duration::from_millis(300)));
+    let other = sso.entra.access_token(&TokenSpec::new(T1, DEFAULT_CLIENT_ID).extra(json!({"oid": "second-user"})));
+    let client = sso.gw.client()?;
+    let url = sso.gw.url("/graph/me");
+    let requests = (0..50).map(|_| client.get(&url).bearer_auth(&other).send());
+    for resp in futures_util::future::join_all(requests).await {
+        assert_eq!(resp?.status(), 200);
+    }
+    assert_eq!(sso.entra.obo_requests(), 2, "50 concurrent requests of one user made several exchanges");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn obo_failures_that_need_the_user_become_consent_required_and_others_a_clean_502() -> anyhow::Result<()> {
+    let sso = Sso::start(T1, "").await?;
+    let before = sso.echo.targets().len();
+    let token = |oid: &str| sso.entra.access_token(&TokenSpec::new(T1, DEFAULT_CLIENT_ID).extra(json!({"oid": oid})));
+
+    sso.entra.obo_mode(OboMode::ConsentRequired);
+    let resp = sso.get("/graph/me", &token("u1")).await?;
+    assert_eq!(resp.status(), 401);
+    let body: serde_json::Value = serde_json::from_slice(&resp.bytes().await?)?;
+    assert_eq!(body["error"], "consent_required", "{body}");
+    assert!(
+        body["providers"]["entra"]["connect_url"].as_str().is_some_and(|u| u.starts_with("/connect/entra/")),
+        "{body}"
+    );
+
+    let claims = r#"{"access_token":{"capolids":{"essential":true,"values":["c1"]}}}"#;
+    sso.entra.obo_mode(OboMode::InteractionRequired { claims: claims.to_owned() });
+    let body: serde_json::Value = serde_json::from_slice(&sso.get("/graph/me", &token("u2")).await?.bytes().await?)?;
+    assert_eq!((body["error"].as_str(), body["claims"].as_str()), (Some("consent_required"), Some(claims)), "{body}");
+
+    for mode in [OboMode::Down, OboMode::Unreachable] {
+        sso.entra.obo_mode(mode.clone());
+        let (status, _, error) = refusal(sso.get("/graph/me", &token("u3")).await?).await?;
+        assert_eq!((status, error.as_str()), (502, "temporarily_unavailable"), "{mode:?}");
+    }
+    assert_eq!(sso.echo.targets()[before..], [] as [String; 0], "a request without its OBO token reached the upstream");
+    // Entra back: the same user gets through, nothing of the failures was cached.
+    sso.entra.obo_mode(OboMode::Success);
+    assert_eq!(sso.get("/graph/me", &token("u1")).await?.status(), 200);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bearer_from_another_origin_is_no_ambient_credential_and_passes() -> anyhow::Result<()> {
+    let sso = Sso::start(T1, "").await?;
+    let token = sso.entra.access_token(&TokenSpec::new(T1, DEFAULT_CLIENT_ID));
+    let resp = sso
+        .gw
+        .client()?
+        .get(sso.gw.url("/api/x"))
+        .bearer_auth(&token)
+        .header("origin", "https://addin.example")
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200, "a bearer request from another origin was refused");
+    // A cookie-only request from that origin still gets no identity (403 on a protected route).
+    let mut browser = Browser::new(sso.gw.endpoint())?;
+    browser.session_info().await?;
+    let page = browser.send(reqwest::Method::GET, "/api/x", &[("origin", "https://addin.example")], None).await?;
+    assert_eq!(page.status, 403);
+    Ok(())
+}
