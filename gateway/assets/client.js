@@ -7,6 +7,10 @@
  *   gateway.events(function (ev) {})   -> {close()}; a channel of its own; ev = {event, data}
  *   gateway.signOut(['provider'])      -> Promise
  *   gateway.redeem(outcome)            -> Promise<outcome>; attaches a popup's sign-in ({handoff}) to this page's session
+ *   gateway.useTokenSource(fn)         -> fn() returns (a Promise of) an Entra access token for the add-in's API
+ *                                         (single sign-on: MSAL NAA acquireTokenSilent, Office.auth.getAccessToken, Teams getAuthToken)
+ *   gateway.fetch(url, init)           -> fetch with `Authorization: Bearer <token>` when a token source is set; on
+ *                                         401 consent_required (or no token) it signs in with the popup and retries once
  * A popup that does not share this page's cookies (Office on the web, Office desktop dialogs)
  * hands its result back as a single-use code; loading this script installs the listener that
  * redeems it (POST /_gateway/handoff with this page's cookie), so pages that open the popup
@@ -201,5 +205,44 @@
     }));
   }
 
-  global.gateway = { signIn: signIn, signOut: signOut, session: session, events: events, on: on, redeem: redeem };
+  var tokenSource = null;
+  function useTokenSource(fn) { tokenSource = typeof fn === 'function' ? fn : null; }
+
+  function withBearer(init, token) {
+    var headers = new Headers((init && init.headers) || {});
+    if (token) { headers.set('authorization', 'Bearer ' + token); }
+    var copy = {};
+    for (var k in init) { if (Object.prototype.hasOwnProperty.call(init, k)) { copy[k] = init[k]; } }
+    copy.headers = headers;
+    copy.credentials = copy.credentials || 'include';
+    return copy;
+  }
+
+  // The provider that a consent_required answer names, for the popup fallback.
+  function fallbackProvider(body) {
+    var names = body && body.providers ? Object.keys(body.providers) : [];
+    return names.length ? names[0] : null;
+  }
+
+  function gatewayFetch(url, init) {
+    init = init || {};
+    var token = tokenSource ? Promise.resolve().then(tokenSource).catch(function () { return null; }) : Promise.resolve(null);
+    return token.then(function (t) {
+      return fetch(url, withBearer(init, t)).then(function (r) {
+        if (r.status !== 401) { return r; }
+        return r.clone().json().catch(function () { return {}; }).then(function (body) {
+          var provider = (body.error === 'consent_required' || body.error === 'authentication_required') && fallbackProvider(body);
+          if (!provider) { return r; }
+          // The popup's sign-in (session cookie) serves the retry; the bearer is left out, since
+          // it is what could not be used.
+          return signIn(provider).then(function () { return fetch(url, withBearer(init, null)); });
+        });
+      });
+    });
+  }
+
+  global.gateway = {
+    signIn: signIn, signOut: signOut, session: session, events: events, on: on, redeem: redeem,
+    useTokenSource: useTokenSource, fetch: gatewayFetch
+  };
 })(window);

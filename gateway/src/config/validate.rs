@@ -57,7 +57,9 @@ pub(super) fn validate(raw: RawConfig, origin: &str, ctx: &Context<'_>) -> Resul
     let providers = providers(&raw.providers, raw.server.allow_dev_provider || loopback, public, ctx, &mut p);
     // Every declared provider may be referenced, valid or not: its own errors say what is wrong.
     let names: Vec<ProviderName> = raw.providers.keys().filter_map(|n| ProviderName::parse(n).ok()).collect();
-    let routes = raw.routes.iter().enumerate().filter_map(|(i, r)| route(i, r, &names, &mut p)).collect();
+    let routes: Vec<RouteRule> =
+        raw.routes.iter().enumerate().filter_map(|(i, r)| route(i, r, &names, &mut p)).collect();
+    check_obo_routes(&raw.routes, &routes, &providers, &mut p);
     let teams = raw.teams.as_ref().and_then(|t| teams(t, &names, &mut p));
     let channel = channel(&raw.channel, &mut p);
     let identity = identity(&raw.identity, &mut p);
@@ -585,6 +587,29 @@ fn route(i: usize, raw: &RawRoute, names: &[ProviderName], p: &mut Problems) -> 
         allow,
         obo_scopes: raw.obo_scopes.clone(),
     })
+}
+
+/// A route with `obo_scopes` exchanges Entra tokens with the provider's client secret: every
+/// provider that can sign a request in there must be an Entra provider with one.
+fn check_obo_routes(raw: &[RawRoute], routes: &[RouteRule], providers: &[ProviderConfig], p: &mut Problems) {
+    for rule in routes.iter().filter(|r| !r.obo_scopes.is_empty()) {
+        let Some(index) = raw.iter().position(|r| r.prefix == rule.prefix) else { continue };
+        let unfit: Vec<&str> = providers
+            .iter()
+            .filter(|pc| match &rule.require {
+                Require::Any => true,
+                Require::Providers(list) => list.contains(&pc.name),
+            })
+            .filter(|pc| !matches!(pc.kind, ProviderKind::Entra { .. }) || pc.client_secret.is_none())
+            .map(|pc| pc.name.as_str())
+            .collect();
+        if !unfit.is_empty() {
+            p.add(
+                format!("routes[{index}].obo_scopes"),
+                format!("needs Entra providers with a client_secret; not: {}", unfit.join(", ")),
+            );
+        }
+    }
 }
 
 fn unknown_provider(name: &str, names: &[ProviderName]) -> String {
