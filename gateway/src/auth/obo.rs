@@ -99,3 +99,24 @@ impl AuthService {
         (cached.expires_ms > now_ms()).then_some(cached.token)
     }
 }
+
+#[async_trait::async_trait]
+impl crate::teams::TeamsSso for AuthService {
+    async fn sign_in_with_token(
+        &self,
+        provider: &str,
+        token: &str,
+        scopes: &[String],
+    ) -> Result<Arc<StoredTokens>, String> {
+        let verifier = self.providers.get(provider).and_then(|p| p.bearer.as_ref()).ok_or("no bearer rules")?;
+        let (tokens, _) = verifier.verify(token).await.map_err(|e| e.to_string())?;
+        let exchanged = self.on_behalf_of(&tokens, scopes).await.map_err(|e| e.to_string())?;
+        Ok(Arc::new(exchanged))
+    }
+
+    async fn first_time(&self, key: &str, ttl: Duration) -> bool {
+        let key = self.keys.digest(Purpose::StoreKey, key.as_bytes());
+        // A store outage must not let copies through twice; it refuses them all (Teams falls back).
+        self.store.claim_once(&key, ttl).await.unwrap_or(false)
+    }
+}

@@ -299,6 +299,10 @@ pub struct TeamsConfig {
     pub openid_metadata: Url,
     /// A single-tenant bot's tenant id and the Entra authority that issues its tokens.
     pub tenant: Option<(String, Url)>,
+    /// Answer `signin/tokenExchange` and single sign-on queries.
+    pub sso: bool,
+    /// On-behalf-of scopes of a Teams single sign-on.
+    pub scopes: Vec<String>,
     /// Security code lifetime.
     pub code_ttl: Ttl,
     /// Only JWT checks.

@@ -292,6 +292,12 @@ pub struct RawTeams {
     /// Only check the JWT; pass everything else through.
     #[serde(default)]
     pub pass_through: bool,
+    /// Answer `signin/tokenExchange` and single sign-on queries (Teams SSO).
+    #[serde(default)]
+    pub sso: bool,
+    /// Scopes of the on-behalf-of token a Teams single sign-on is exchanged for.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// `[channel]`: the status channel.

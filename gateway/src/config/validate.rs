@@ -61,6 +61,20 @@ pub(super) fn validate(raw: RawConfig, origin: &str, ctx: &Context<'_>) -> Resul
         raw.routes.iter().enumerate().filter_map(|(i, r)| route(i, r, &names, &mut p)).collect();
     check_obo_routes(&raw.routes, &routes, &providers, &mut p);
     let teams = raw.teams.as_ref().and_then(|t| teams(t, &names, &mut p));
+    if let Some(t) = raw.teams.as_ref().filter(|t| t.sso) {
+        let fit = providers.iter().find(|pc| pc.name.as_str() == t.provider).is_some_and(|pc| {
+            matches!(pc.kind, ProviderKind::Entra { bearer: Some(_), .. }) && pc.client_secret.is_some()
+        });
+        if !fit {
+            p.add(
+                "teams.sso",
+                "needs teams.provider to be an Entra provider with accept_bearer = true and a client_secret",
+            );
+        }
+        if t.scopes.is_empty() {
+            p.add("teams.scopes", "is empty; name the scopes the single sign-on token is exchanged for");
+        }
+    }
     let channel = channel(&raw.channel, &mut p);
     let identity = identity(&raw.identity, &mut p);
     match (server, upstream, session, store, channel, identity) {
@@ -656,6 +670,8 @@ fn teams(raw: &RawTeams, names: &[ProviderName], p: &mut Problems) -> Option<Tea
         openid_metadata: openid_metadata?,
         code_ttl: p.check("teams.code_ttl", Ttl::new(raw.code_ttl))?,
         pass_through: raw.pass_through,
+        sso: raw.sso,
+        scopes: raw.scopes.clone(),
     })
 }
 

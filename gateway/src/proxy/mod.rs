@@ -157,9 +157,14 @@ impl Gateway {
             return Ok(true);
         };
         let auth = session.req_header().headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        match teams.handle(auth, &body).await {
+        let sso: &dyn crate::teams::TeamsSso = live.auth.as_ref();
+        match teams.handle(auth, &body, Some(sso)).await {
             BotDecision::Reply(json) => {
                 respond::write(session, respond::LocalResponse::json(200, &json)).await?;
+                Ok(true)
+            }
+            BotDecision::Invoke { status, json } => {
+                respond::write(session, respond::LocalResponse::json(status, &json)).await?;
                 Ok(true)
             }
             BotDecision::Refuse { status, message } => {

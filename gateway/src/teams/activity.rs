@@ -92,6 +92,28 @@ impl Activity {
         Ok(format!("{tenant}/{user}"))
     }
 
+    /// `value.id`, `value.connectionName` and `value.token` of a `signin/tokenExchange` invoke.
+    pub fn token_exchange(&self) -> Option<(&str, &str, &str)> {
+        Some((
+            self.str_at("/value/id")?,
+            self.str_at("/value/connectionName").unwrap_or(""),
+            self.str_at("/value/token")?,
+        ))
+    }
+
+    /// `value.authentication.token` of a messaging-extension query reissued with single sign-on.
+    pub fn sso_token(&self) -> Option<&str> {
+        self.str_at("/value/authentication/token")
+    }
+
+    /// The activity without `value.authentication` (its token stays with the gateway), serialised.
+    pub fn without_sso_token(mut self) -> Vec<u8> {
+        if let Some(v) = self.json.get_mut("value").and_then(Value::as_object_mut) {
+            v.remove("authentication");
+        }
+        self.json.to_string().into_bytes()
+    }
+
     /// The activity without `value.state`, serialised for the upstream.
     pub fn without_state(mut self) -> Vec<u8> {
         if let Some(v) = self.json.get_mut("value").and_then(Value::as_object_mut) {

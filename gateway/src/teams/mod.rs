@@ -9,6 +9,14 @@
 //!     yes: tokens promoted to validated; activity forwarded without `state`, with identity headers
 //!     no:  `auth` again; after 5 wrong codes the pending sign-in is discarded
 //! ```
+//!
+//! With `[teams] sso = true`, Teams' single sign-on needs no popup: a `signin/tokenExchange`
+//! invoke (or a query reissued with `value.authentication.token`) carries an Entra token for the
+//! bot's API; the gateway validates it with the Teams provider's bearer rules, exchanges it on
+//! behalf of the user for `[teams] scopes`, validates the user, and answers 200. A token it
+//! cannot use, and every further copy of an invoke `value.id` (Teams sends one per signed-in
+//! client; de-duplicated through the token store, so across gateways), gets 412, on which Teams
+//! falls back to the sign-in card.
 
 pub mod activity;
 pub mod bot_token;
@@ -32,6 +40,28 @@ pub const TEAMS_TICKET_PREFIX: &str = "t.";
 /// Lifetime of the signed user reference in the sign-in URL.
 const REF_TTL: Duration = Duration::from_secs(600);
 
+/// `signin/tokenExchange`: Teams asks the bot to exchange a single sign-on token.
+pub const TOKEN_EXCHANGE_INVOKE: &str = "signin/tokenExchange";
+
+/// Single sign-on for the Teams loop, provided by the sign-in service (which holds the
+/// providers, the token store and the on-behalf-of exchange).
+#[async_trait::async_trait]
+pub trait TeamsSso: Send + Sync {
+    /// The user of an Entra `token` for the bot's API, validated by `provider`'s bearer rules and
+    /// exchanged on the user's behalf for `scopes`; `Err` says why not, for the 412 answer.
+    async fn sign_in_with_token(
+        &self,
+        provider: &str,
+        token: &str,
+        scopes: &[String],
+    ) -> Result<Arc<StoredTokens>, String>;
+    /// True the first time `key` is seen by any gateway sharing the store (for `ttl`).
+    async fn first_time(&self, key: &str, ttl: Duration) -> bool;
+}
+
+/// How long an exchanged invoke id is remembered (Teams sends its copies within seconds).
+const EXCHANGE_ID_TTL: Duration = Duration::from_secs(300);
+
 /// What to do with a request to `bot_path`.
 #[derive(Debug)]
 pub enum BotDecision {
@@ -43,6 +73,13 @@ pub enum BotDecision {
         tokens: Option<Arc<StoredTokens>>,
         /// A rewritten body (`value.state` removed).
         body: Option<Vec<u8>>,
+    },
+    /// Answer with this status and JSON (an invoke response); forward nothing.
+    Invoke {
+        /// HTTP status: 200, or 412 so Teams falls back to the sign-in card.
+        status: u16,
+        /// The `TokenExchangeInvokeResponse`.
+        json: serde_json::Value,
     },
     /// Refuse with this status; forward nothing.
     Refuse {
@@ -157,8 +194,37 @@ impl TeamsService {
         }
     }
 
-    /// Decides what to do with one request to `bot_path`.
-    pub async fn handle(&self, authorization: Option<&str>, body: &[u8]) -> BotDecision {
+    /// `signin/tokenExchange`: 200 and the user validated, or 412 (a token it cannot use, or a
+    /// copy of an invoke already handled by any gateway).
+    async fn token_exchange(&self, activity: &Activity, user: &str, sso: &dyn TeamsSso) -> BotDecision {
+        let Some((id, connection, token)) = activity.token_exchange() else {
+            return BotDecision::Refuse {
+                status: 400,
+                message: "a token exchange without value.id or value.token".into(),
+            };
+        };
+        let answer = |status: u16, failure: Option<&str>| BotDecision::Invoke {
+            status,
+            json: serde_json::json!({"id": id, "connectionName": connection, "failureDetail": failure}),
+        };
+        if !sso.first_time(&format!("teams-exchange\0{id}"), EXCHANGE_ID_TTL).await {
+            return answer(412, Some("this token exchange was already handled"));
+        }
+        match sso.sign_in_with_token(self.config.provider.as_str(), token, &self.config.scopes).await {
+            Ok(tokens) => {
+                self.validated.insert(user.to_owned(), tokens).await;
+                tracing::info!("teams single sign-on validated");
+                answer(200, None)
+            }
+            Err(reason) => {
+                tracing::info!(reason = %reason, "teams single sign-on refused");
+                answer(412, Some("the token could not be exchanged"))
+            }
+        }
+    }
+
+    /// Decides what to do with one request to `bot_path`; `sso` serves `[teams] sso = true`.
+    pub async fn handle(&self, authorization: Option<&str>, body: &[u8], sso: Option<&dyn TeamsSso>) -> BotDecision {
         let activity = match Activity::parse(body) {
             Ok(a) => a,
             Err(e @ ActivityError::TooLarge) => return refuse(413, &e),
@@ -177,6 +243,22 @@ impl TeamsService {
             Ok(u) => u,
             Err(e) => return refuse(400, &e),
         };
+        let sso = sso.filter(|_| self.config.sso);
+        if let (Some(sso), true) = (sso, activity.kind() == "invoke" && activity.name() == TOKEN_EXCHANGE_INVOKE) {
+            return self.token_exchange(&activity, &user, sso).await;
+        }
+        if let (Some(sso), Some(token), true) = (sso, activity.sso_token(), activity.is_query()) {
+            return match sso.sign_in_with_token(self.config.provider.as_str(), token, &self.config.scopes).await {
+                Ok(tokens) => {
+                    self.validated.insert(user.clone(), Arc::clone(&tokens)).await;
+                    BotDecision::Forward { tokens: Some(tokens), body: Some(activity.without_sso_token()) }
+                }
+                Err(reason) => {
+                    tracing::info!(reason = %reason, "teams single sign-on refused");
+                    BotDecision::Refuse { status: 412, message: "the single sign-on token could not be used".into() }
+                }
+            };
+        }
         if activity.kind() == "invoke" && activity.name() == VERIFY_STATE_INVOKE {
             return match activity.state() {
                 Some(code) if self.redeem(&user, code).await.is_some() => BotDecision::Reply(response::ok()),

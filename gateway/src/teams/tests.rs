@@ -52,6 +52,8 @@ fn config(verify: bool) -> TeamsConfig {
         verify_bot_token: verify,
         openid_metadata: url::Url::parse("https://login.botframework.test/v1/.well-known/openidconfiguration").unwrap(),
         tenant: None,
+        sso: false,
+        scopes: Vec::new(),
         code_ttl: Ttl::new(Duration::from_secs(600)).unwrap(),
         pass_through: false,
     }
@@ -110,7 +112,7 @@ fn auth_url(d: &BotDecision) -> String {
 #[tokio::test]
 async fn unknown_user_gets_the_auth_answer_with_a_signed_reference_to_that_user() {
     let t = service(false);
-    let d = t.handle(None, &query("u1", None)).await;
+    let d = t.handle(None, &query("u1", None), None).await;
     let url = auth_url(&d);
     assert!(url.starts_with("https://gw.test/connect/entra/t."), "{url}");
     let ticket = url.split('/').nth(5).unwrap().split('?').next().unwrap();
@@ -124,7 +126,7 @@ async fn unknown_user_gets_the_auth_answer_with_a_signed_reference_to_that_user(
 async fn the_right_code_forwards_without_state_and_later_queries_pass() {
     let t = service(false);
     let code = t.begin_pending("tid/u1", tokens()).await.unwrap();
-    match t.handle(None, &query("u1", Some(&code))).await {
+    match t.handle(None, &query("u1", Some(&code)), None).await {
         BotDecision::Forward { tokens: Some(tk), body: Some(body) } => {
             assert_eq!(tk.identity.subject, "oid-1");
             let v: Value = serde_json::from_slice(&body).unwrap();
@@ -133,9 +135,12 @@ async fn the_right_code_forwards_without_state_and_later_queries_pass() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(matches!(t.handle(None, &query("u1", None)).await, BotDecision::Forward { tokens: Some(_), body: None }));
+    assert!(matches!(
+        t.handle(None, &query("u1", None), None).await,
+        BotDecision::Forward { tokens: Some(_), body: None }
+    ));
     // Single use: the same code again is not a sign-in for someone else.
-    assert!(matches!(t.handle(None, &query("u2", Some(&code))).await, BotDecision::Reply(_)));
+    assert!(matches!(t.handle(None, &query("u2", Some(&code)), None).await, BotDecision::Reply(_)));
 }
 
 #[tokio::test]
@@ -144,12 +149,15 @@ async fn wrong_codes_answer_auth_again_and_the_fifth_discards_the_sign_in() {
     let code = t.begin_pending("tid/u1", tokens()).await.unwrap();
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..4 {
-        assert!(matches!(t.handle(None, &query("u1", Some(wrong))).await, BotDecision::Reply(_)));
+        assert!(matches!(t.handle(None, &query("u1", Some(wrong)), None).await, BotDecision::Reply(_)));
     }
     // Another user's attempt with the right code does not count for or against u1.
-    assert!(matches!(t.handle(None, &query("u2", Some(&code))).await, BotDecision::Reply(_)));
-    assert!(matches!(t.handle(None, &query("u1", Some(wrong))).await, BotDecision::Reply(_)));
-    assert!(matches!(t.handle(None, &query("u1", Some(&code))).await, BotDecision::Reply(_)), "discarded after 5");
+    assert!(matches!(t.handle(None, &query("u2", Some(&code)), None).await, BotDecision::Reply(_)));
+    assert!(matches!(t.handle(None, &query("u1", Some(wrong)), None).await, BotDecision::Reply(_)));
+    assert!(
+        matches!(t.handle(None, &query("u1", Some(&code)), None).await, BotDecision::Reply(_)),
+        "discarded after 5"
+    );
 }
 
 #[tokio::test]
@@ -158,21 +166,21 @@ async fn verify_state_invoke_and_a_typed_code_validate_without_forwarding() {
     let code = t.begin_pending("tid/u1", tokens()).await.unwrap();
     let verify = json!({"type": "invoke", "name": "signin/verifyState", "from": {"aadObjectId": "u1", "id": "29:x"},
                         "channelData": {"tenant": {"id": "tid"}}, "value": {"state": code}});
-    assert!(matches!(t.handle(None, verify.to_string().as_bytes()).await, BotDecision::Reply(_)));
-    assert!(matches!(t.handle(None, &query("u1", None)).await, BotDecision::Forward { tokens: Some(_), .. }));
+    assert!(matches!(t.handle(None, verify.to_string().as_bytes(), None).await, BotDecision::Reply(_)));
+    assert!(matches!(t.handle(None, &query("u1", None), None).await, BotDecision::Forward { tokens: Some(_), .. }));
 
     let code = t.begin_pending("tid/u2", tokens()).await.unwrap();
     let message = json!({"type": "message", "text": code, "from": {"aadObjectId": "u2", "id": "29:y"},
                          "channelData": {"tenant": {"id": "tid"}}});
-    assert!(matches!(t.handle(None, message.to_string().as_bytes()).await, BotDecision::Reply(_)));
+    assert!(matches!(t.handle(None, message.to_string().as_bytes(), None).await, BotDecision::Reply(_)));
 }
 
 #[tokio::test]
 async fn malformed_and_oversized_activities_are_refused() {
     let t = service(false);
-    assert!(matches!(t.handle(None, b"{not json").await, BotDecision::Refuse { status: 400, .. }));
+    assert!(matches!(t.handle(None, b"{not json", None).await, BotDecision::Refuse { status: 400, .. }));
     let big = vec![b'a'; activity::MAX_ACTIVITY_BYTES + 1];
-    assert!(matches!(t.handle(None, &big).await, BotDecision::Refuse { status: 413, .. }));
+    assert!(matches!(t.handle(None, &big, None).await, BotDecision::Refuse { status: 413, .. }));
 }
 
 fn bot_token(key: &[u8], kid: &str, claims: Value) -> String {
@@ -187,7 +195,7 @@ fn claims() -> Value {
 }
 
 async fn refused(t: &TeamsService, auth: Option<&str>) -> Option<u16> {
-    match t.handle(auth, &query("u1", None)).await {
+    match t.handle(auth, &query("u1", None), None).await {
         BotDecision::Refuse { status, .. } => Some(status),
         _ => None,
     }
@@ -197,7 +205,7 @@ async fn refused(t: &TeamsService, auth: Option<&str>) -> Option<u16> {
 async fn bot_tokens_are_checked_before_anything_else() {
     let t = service(true);
     let good = bot_token(RSA_A, "teams", claims());
-    assert!(matches!(t.handle(Some(&good), &query("u1", None)).await, BotDecision::Reply(_)));
+    assert!(matches!(t.handle(Some(&good), &query("u1", None), None).await, BotDecision::Reply(_)));
     assert_eq!(refused(&t, None).await, Some(401));
     assert_eq!(refused(&t, Some(&bot_token(RSA_B, "teams", claims()))).await, Some(401), "forged signature");
     let mut c = claims();
@@ -231,10 +239,10 @@ async fn a_single_tenant_bot_accepts_its_tenants_entra_tokens_and_nothing_else()
     let v1 = entra(format!("https://sts.windows.net/{TENANT}/"), "entra");
     let v2 = entra(format!("https://login.entra.test/{TENANT}/v2.0"), "entra");
     for token in [&v1, &v2] {
-        assert!(matches!(t.handle(Some(token), &query("u1", None)).await, BotDecision::Reply(_)), "{token}");
+        assert!(matches!(t.handle(Some(token), &query("u1", None), None).await, BotDecision::Reply(_)), "{token}");
     }
     assert!(matches!(
-        t.handle(Some(bot_token(RSA_A, "teams", claims()).as_str()), &query("u1", None)).await,
+        t.handle(Some(bot_token(RSA_A, "teams", claims()).as_str()), &query("u1", None), None).await,
         BotDecision::Reply(_)
     ));
     let other_tenant = entra("https://sts.windows.net/00000000-0000-0000-0000-000000000001/".into(), "entra");
@@ -249,4 +257,85 @@ async fn a_single_tenant_bot_accepts_its_tenants_entra_tokens_and_nothing_else()
     assert_eq!(refused(&t, Some(&bot_token(RSA_A, "entra", future))).await, Some(401), "nbf in an hour");
     // Without `tenant`, Entra-issued tokens are refused.
     assert_eq!(refused(&service(true), Some(&v1)).await, Some(401));
+}
+
+/// A sign-in service that accepts the token "good" (and counts the exchanges).
+struct FakeSso {
+    exchanges: AtomicUsize,
+    seen: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+#[async_trait]
+impl TeamsSso for FakeSso {
+    async fn sign_in_with_token(
+        &self,
+        _provider: &str,
+        token: &str,
+        scopes: &[String],
+    ) -> Result<Arc<StoredTokens>, String> {
+        self.exchanges.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(scopes, ["https://graph.microsoft.com/User.Read"]);
+        (token == "good").then(|| Arc::new(tokens())).ok_or_else(|| "invalid_token".to_owned())
+    }
+
+    async fn first_time(&self, key: &str, _ttl: Duration) -> bool {
+        self.seen.lock().unwrap().insert(key.to_owned())
+    }
+}
+
+fn exchange(id: &str, token: &str) -> Vec<u8> {
+    json!({"type": "invoke", "name": "signin/tokenExchange", "serviceUrl": SERVICE_URL,
+           "from": {"id": "29:1", "aadObjectId": "u1"}, "channelData": {"tenant": {"id": "tid"}},
+           "value": {"id": id, "connectionName": "sso", "token": token}})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn token_exchange_invokes_validate_the_user_once_and_copies_or_bad_tokens_get_412() {
+    let mut c = config(false);
+    c.sso = true;
+    c.scopes = vec!["https://graph.microsoft.com/User.Read".to_owned()];
+    let t = service_with(c);
+    let sso = FakeSso { exchanges: AtomicUsize::new(0), seen: Default::default() };
+    let invoke = |d: BotDecision| match d {
+        BotDecision::Invoke { status, json } => (status, json),
+        other => panic!("expected an invoke response, got {other:?}"),
+    };
+    assert!(
+        matches!(t.handle(None, &query("u1", None), Some(&sso)).await, BotDecision::Reply(_)),
+        "signed in too early"
+    );
+    let (status, json) = invoke(t.handle(None, &exchange("x1", "good"), Some(&sso)).await);
+    assert_eq!((status, json["id"].as_str(), json["failureDetail"].is_null()), (200, Some("x1"), true));
+    // The copy Teams sends from the user's other client: 412, no second exchange.
+    let (status, _) = invoke(t.handle(None, &exchange("x1", "good"), Some(&sso)).await);
+    assert_eq!(status, 412);
+    assert_eq!(sso.exchanges.load(Ordering::SeqCst), 1);
+    match t.handle(None, &query("u1", None), Some(&sso)).await {
+        BotDecision::Forward { tokens: Some(tok), .. } => assert_eq!(tok.identity.subject, "oid-1"),
+        other => panic!("the validated user's query was not forwarded: {other:?}"),
+    }
+    let (status, json) = invoke(t.handle(None, &exchange("x2", "bad"), Some(&sso)).await);
+    assert_eq!((status, json["failureDetail"].is_string()), (412, true));
+
+    // A query reissued with value.authentication.token: validated, forwarded without the token.
+    let mut q: Value = serde_json::from_slice(&query("u2", None)).unwrap();
+    q["value"]["authentication"] = json!({"token": "good"});
+    match t.handle(None, q.to_string().as_bytes(), Some(&sso)).await {
+        BotDecision::Forward { tokens: Some(_), body: Some(body) } => {
+            assert!(!String::from_utf8(body).unwrap().contains("authentication"), "the token reached the bot");
+        }
+        other => panic!("{other:?}"),
+    }
+    q["value"]["authentication"] = json!({"token": "bad"});
+    q["from"]["aadObjectId"] = json!("u3");
+    assert!(matches!(
+        t.handle(None, q.to_string().as_bytes(), Some(&sso)).await,
+        BotDecision::Refuse { status: 412, .. }
+    ));
+
+    // Without `sso = true` the gateway leaves token exchanges to the bot.
+    let plain = service(false);
+    assert!(matches!(plain.handle(None, &exchange("x3", "good"), Some(&sso)).await, BotDecision::Forward { .. }));
 }
