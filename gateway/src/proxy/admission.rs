@@ -37,8 +37,8 @@ use super::respond;
 use crate::config::ConnectionLimits;
 use crate::metrics::{Limit, Metrics};
 
-/// Descriptors kept back from `server.max_connections` for listeners, upstream pools, the
-/// store, the channel server and files.
+/// Fewest descriptors kept back from `server.max_connections` for upstream connections, the
+/// store, the channel server, listeners and files; an eighth of the limit when that is more.
 const RESERVED_FILES: u64 = 256;
 
 /// How long a refused connection is drained after its answer, so closing it does not reset the
@@ -247,11 +247,13 @@ pub fn raise_open_files() -> Option<u64> {
 }
 
 /// `limits` with `max_connections` (and the per-client limit) kept below an open-files limit of
-/// `open_files`: half of what is left after [`RESERVED_FILES`], as each proxied connection
-/// also holds one to the upstream.
+/// `open_files`, less an eighth of it (at least [`RESERVED_FILES`]) for everything else the
+/// gateway opens: a proxied request's upstream connection (pooled ones are at most 256), the
+/// store, the channel server. Status sockets, the bulk of long-lived connections, hold none.
 pub fn fit_to_open_files(mut limits: ConnectionLimits, open_files: Option<u64>) -> ConnectionLimits {
     if let Some(files) = open_files {
-        let budget = usize::try_from(files.saturating_sub(RESERVED_FILES) / 2).unwrap_or(usize::MAX).max(1);
+        let reserved = (files / 8).max(RESERVED_FILES);
+        let budget = usize::try_from(files.saturating_sub(reserved)).unwrap_or(usize::MAX).max(1);
         limits.max_connections = limits.max_connections.min(budget);
         limits.max_connections_per_client = limits.max_connections_per_client.min(limits.max_connections);
     }
@@ -294,8 +296,9 @@ mod tests {
     #[test]
     fn the_connection_limit_stays_below_the_open_files_limit() {
         let fitted = fit_to_open_files(limits(10_000, 1_000), Some(1024));
-        assert_eq!(fitted.max_connections, 384);
-        assert_eq!(fitted.max_connections_per_client, 384);
+        assert_eq!(fitted.max_connections, 768);
+        assert_eq!(fitted.max_connections_per_client, 768);
+        assert_eq!(fit_to_open_files(limits(100_000, 1_000), Some(20_000)).max_connections, 17_500);
         assert_eq!(fit_to_open_files(limits(10_000, 1_000), Some(1 << 20)).max_connections, 10_000);
         assert_eq!(fit_to_open_files(limits(10_000, 1_000), None).max_connections, 10_000);
     }
