@@ -4,8 +4,9 @@
 //! ```text
 //!  Pingora listener (plain TCP) ─▶ Admitted::process_new
 //!     admit(peer): over server.max_connections → 503, over max_connections_per_client → 429,
-//!                  both with Retry-After (over TLS the connection is just closed: no TLS
-//!                  session exists yet to answer in)
+//!                  both with Retry-After (over TLS, or past 64 refusals being answered at
+//!                  once, the connection is just closed: no TLS session exists yet to answer
+//!                  in, and a flood of refusals must not hold descriptors itself)
 //!     TLS handshake, done here so it is counted and bounded by server.header_timeout
 //!     ClientStream (proxy::deadline: head and body deadlines, the slot released on drop)
 //!  ─▶ HttpProxy<Gateway>::process_new
@@ -45,6 +46,10 @@ const RESERVED_FILES: u64 = 256;
 /// answer away.
 const REFUSAL_DRAIN: Duration = Duration::from_millis(250);
 
+/// Refused connections answered (and drained) at once; past it a refused connection is closed
+/// at once, so a flood of refusals cannot itself hold the descriptors the limits protect.
+const MAX_ANSWERING: usize = 64;
+
 /// The open client connections, by client address, and the phase clock of each.
 pub struct Admission {
     limits: ConnectionLimits,
@@ -52,6 +57,8 @@ pub struct Admission {
     trusts: Box<dyn Fn(IpAddr) -> bool + Send + Sync>,
     metrics: Metrics,
     state: Mutex<State>,
+    /// Refused connections being answered now.
+    answering: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -69,7 +76,13 @@ impl Admission {
         metrics: Metrics,
         trusts: impl Fn(IpAddr) -> bool + Send + Sync + 'static,
     ) -> Arc<Self> {
-        Arc::new(Self { limits, trusts: Box::new(trusts), metrics, state: Mutex::new(State::default()) })
+        Arc::new(Self {
+            limits,
+            trusts: Box::new(trusts),
+            metrics,
+            state: Mutex::new(State::default()),
+            answering: Default::default(),
+        })
     }
 
     /// The limits in force (after clamping to the open-files limit).
@@ -203,8 +216,13 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Admitted<A> {
         let slot = match self.admission.admit(peer) {
             Ok(slot) => slot,
             Err(limit) => {
+                use std::sync::atomic::Ordering;
                 if self.tls.is_none() {
-                    refuse(&mut stream, limit).await;
+                    let answering = &self.admission.answering;
+                    if answering.fetch_add(1, Ordering::AcqRel) < MAX_ANSWERING {
+                        refuse(&mut stream, limit).await;
+                    }
+                    answering.fetch_sub(1, Ordering::AcqRel);
                 }
                 return None;
             }
