@@ -62,6 +62,16 @@ impl Abused {
         Ok(metrics::value(&text, "gateway_limit_refusals_total", &[("limit", limit)]))
     }
 
+    /// Waits (bounded) until `gateway_open_connections` is `n`.
+    async fn wait_open(&self, n: f64) -> anyhow::Result<()> {
+        eventually(&format!("{n} open connections"), WAIT, || async {
+            let open = metrics::value(&metrics::scrape(self.admin).await?, "gateway_open_connections", &[]);
+            ensure!(open == n, "{open} open");
+            Ok(())
+        })
+        .await
+    }
+
     /// A bystander load on public pages and the health route.
     fn bystander(&self) -> anyhow::Result<Load> {
         Load::start(
@@ -137,15 +147,16 @@ async fn idle_connections_of_one_address_are_capped_and_starve_no_one() -> anyho
     assert_eq!(refused, 50, "connections past max_connections_per_client = 100 refused");
     assert_eq!(abused.refusals("connections_per_client").await?, 50.0);
 
-    // The gateway-wide limit: more addresses fill it; the next connection gets 503.
+    // The gateway-wide limit: more addresses fill it; the next connection gets 503. Admission
+    // runs on a task per connection, so the count is awaited before and after the fill.
+    abused.wait_open(0.0).await?;
     let mut fill = Vec::new();
     for host in ["127.0.0.3", "127.0.0.4", "127.0.0.5"] {
         for _ in 0..100 {
             fill.push(connect_from(host.parse()?, abused.gw.addr()).await?);
         }
     }
-    let open = metrics::value(&metrics::scrape(abused.admin).await?, "gateway_open_connections", &[]);
-    println!("dos: open connections with the gateway full: {open}");
+    abused.wait_open(300.0).await?;
     let late = connect_from("127.0.0.6".parse()?, abused.gw.addr()).await?;
     let late = answer_of(late, WAIT).await?;
     assert_eq!(late.statuses(), [503], "{}", short(&late.text()));
