@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use pingora::server::ShutdownWatch;
 use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
 
 use crate::auth::dev_idp::{DevClient, DevIdp, DevIdpError};
 use crate::auth::AuthService;
@@ -24,6 +25,7 @@ use crate::config::{Config, ProviderKind, ServerConfig, StoreConfig};
 use crate::metrics::{AdminApp, Metrics};
 use crate::providers::http_client::{HttpClient, HttpError, NetClient, RoutedClient};
 use crate::providers::ProviderRegistry;
+use crate::proxy::admission::{fit_to_open_files, raise_open_files, Admission, Admitted};
 use crate::proxy::ready::Readiness;
 use crate::proxy::upstream::{UpstreamError, Upstreams};
 use crate::proxy::{ChannelRouting, Gateway, Live};
@@ -104,8 +106,8 @@ pub fn build_server(config: &Config, reload_from: Option<&Path>) -> Result<Serve
     let channel_server = ChannelServer::new(
         Arc::clone(&hub),
         Arc::new(CurrentAuth(Arc::clone(&live))) as Arc<dyn SignedIn>,
-        config.channel.socketio_path.clone(),
-        config.channel.ping_interval.get(),
+        &config.channel,
+        Some(metrics.clone()),
     );
     // Bound now, so the socket exists before the proxy accepts its first request.
     let listener = std::os::unix::net::UnixListener::bind(&socket).map_err(AppError::ChannelSocket)?;
@@ -126,7 +128,16 @@ pub fn build_server(config: &Config, reload_from: Option<&Path>) -> Result<Serve
     };
     let readiness = Arc::new(Readiness::new(Arc::clone(&store), Arc::clone(&live), upstreams.checked()));
     server.add_service(background_service("provider warm-up", ProviderWarmUp { live: Arc::clone(&live) }));
-    let gateway = Gateway::new(config, Arc::clone(&live), upstreams, routing, metrics.clone(), Arc::clone(&readiness));
+    let admission = connection_admission(config, &live, &metrics);
+    let gateway = Gateway::new(
+        config,
+        Arc::clone(&live),
+        upstreams,
+        routing,
+        metrics.clone(),
+        Arc::clone(&readiness),
+        Arc::clone(&admission),
+    );
     if let Some(path) = reload_from {
         server.add_service(background_service(
             "config reload",
@@ -150,18 +161,22 @@ pub fn build_server(config: &Config, reload_from: Option<&Path>) -> Result<Serve
         },
     ));
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "gateway");
     let addr = config.server.listen.to_string();
-    match &config.server.tls {
+    // The listener is plain TCP: admission counts a connection before its TLS handshake,
+    // which it then runs itself within `server.header_timeout` (`proxy::admission`).
+    let acceptor = match &config.server.tls {
         Some(files) => {
             let tls_err = |e: Box<pingora::Error>| AppError::Tls { addr: addr.clone(), reason: e.to_string() };
             let mut tls = TlsSettings::intermediate(&files.cert.to_string_lossy(), &files.key.to_string_lossy())
                 .map_err(tls_err)?;
             tls.enable_h2();
-            proxy.add_listener(ListenerConfig::tcp(addr.clone()).tls(tls).l4_buffer(client_buffers()));
+            Some(tls.build())
         }
-        None => proxy.add_listener(ListenerConfig::tcp(addr.clone()).l4_buffer(client_buffers())),
-    }
+        None => None,
+    };
+    let http = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let mut proxy = Service::new("gateway".to_owned(), Admitted::new(http, admission, acceptor));
+    proxy.add_listener(ListenerConfig::tcp(addr.clone()).l4_buffer(client_buffers()));
     server.add_service(proxy);
     server.add_service(health_check);
 
@@ -198,6 +213,22 @@ fn build_live(
     Ok(Live::new(config, auth, dev_idp, teams))
 }
 
+/// The connection limits, kept below the open-files limit (raised to its hard limit first).
+fn connection_admission(config: &Config, live: &Arc<ArcSwap<Live>>, metrics: &Metrics) -> Arc<Admission> {
+    let open_files = raise_open_files();
+    let limits = fit_to_open_files(config.server.limits, open_files);
+    if limits.max_connections < config.server.limits.max_connections {
+        tracing::warn!(
+            configured = config.server.limits.max_connections,
+            max_connections = limits.max_connections,
+            open_files = open_files.unwrap_or(0),
+            "server.max_connections lowered to fit the open-files limit"
+        );
+    }
+    let live = Arc::clone(live);
+    Admission::new(limits, metrics.clone(), move |ip| live.load().trusts(ip))
+}
+
 /// Client connections are read without a buffer below HTTP and TLS. Pingora's default, 64 KiB
 /// held for the connection's whole life, was most of what an idle status socket kept resident
 /// once it left Pingora's HTTP session (heaptrack, `benches/run --memory --only sockets`). HTTP
@@ -223,6 +254,13 @@ fn restart_only_settings(config: &Config) -> Vec<(&'static str, String)> {
         ("channel.socketio_path", format!("{:?}", config.channel.socketio_path)),
         ("channel.max_sockets_per_session", format!("{:?}", config.channel.max_sockets_per_session)),
         ("channel.ping_interval", format!("{:?}", config.channel.ping_interval)),
+        (
+            "server.max_connections / max_connections_per_client / header_timeout / body_min_rate",
+            format!("{:?}", config.server.limits),
+        ),
+        ("channel.max_sockets_per_client", format!("{:?}", config.channel.max_sockets_per_client)),
+        ("channel.max_sockets", format!("{:?}", config.channel.max_sockets)),
+        ("channel.join_timeout", format!("{:?}", config.channel.join_timeout)),
     ]
 }
 

@@ -1,6 +1,17 @@
 //! The tracing subscriber (text or JSON) with the `log` bridge, so Pingora's records appear too.
+//!
+//! # Invariants
+//! Whatever `RUST_LOG` asks, records from other crates stop at `info`: only the gateway's own
+//! targets log at `debug` and `trace`. Pingora's `trace` level prints whole request heads
+//! (`Request header: …`, with `Cookie`) and its `debug` level the headers sent upstream (with
+//! `Cookie` and `X-Forwarded-Access-Token`); other dependencies' low levels are as free to dump
+//! what they carry. The gateway's own lines never hold a cookie, token, code, state or query.
 
-use tracing_subscriber::EnvFilter;
+use tracing::{Level, Metadata};
+use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -11,15 +22,27 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default level (`info`).
-/// Calling it twice is harmless: the second call changes nothing.
+/// The most verbose level a record of another crate than the gateway is written at.
+pub const DEPENDENCY_MAX_LEVEL: Level = Level::INFO;
+
+/// Whether a record may be written at all, before `RUST_LOG` is asked: the gateway's own
+/// targets at any level, every other target at [`DEPENDENCY_MAX_LEVEL`] or above.
+pub fn is_writable(meta: &Metadata<'_>) -> bool {
+    let target = meta.target();
+    let own = target == "gateway" || target.starts_with("gateway::");
+    own || *meta.level() <= DEPENDENCY_MAX_LEVEL
+}
+
+/// Installs the global subscriber. `RUST_LOG` overrides the default level (`info`), within
+/// [`is_writable`]. Calling it twice is harmless: the second call changes nothing.
 pub fn init(format: LogFormat) {
     let _ = tracing_log::LogTracer::init();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let base = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
+    let layer = match format {
+        LogFormat::Text => base.with_target(false).boxed(),
+        LogFormat::Json => base.json().flatten_event(true).boxed(),
     };
+    let _ = tracing_subscriber::registry().with(layer.with_filter(filter_fn(is_writable)).with_filter(env)).try_init();
 }

@@ -28,8 +28,62 @@ pub const CHANNEL_SOCKETS: &str = "gateway_channel_sockets";
 pub const CHANNEL_EVENTS_SENT_TOTAL: &str = "gateway_channel_events_sent_total";
 /// Status-channel joins refused, by reason.
 pub const CHANNEL_JOINS_REFUSED_TOTAL: &str = "gateway_channel_joins_refused_total";
+/// Open client connections (all clients).
+pub const OPEN_CONNECTIONS: &str = "gateway_open_connections";
+/// Connections, requests and status-channel entries refused or cut by an admission limit or a
+/// deadline, by [`Limit`].
+pub const LIMIT_REFUSALS_TOTAL: &str = "gateway_limit_refusals_total";
 /// Request duration in seconds, by route class.
 pub const REQUEST_DURATION_SECONDS: &str = "gateway_request_duration_seconds";
+
+/// An admission limit or deadline, the label of [`LIMIT_REFUSALS_TOTAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `server.max_connections`: a connection refused (503).
+    Connections,
+    /// `server.max_connections_per_client`: a connection refused (429).
+    ConnectionsPerClient,
+    /// `server.header_timeout`: a request head or TLS handshake too slow (408, closed).
+    HeaderTimeout,
+    /// `server.body_min_rate`: a request body too slow (408, closed).
+    BodyRate,
+    /// `channel.max_sockets`: an Engine.IO handshake refused (503).
+    ChannelTotal,
+    /// `channel.max_sockets_per_client`: a status-channel entry refused (429).
+    ChannelPerClient,
+    /// `channel.max_sockets_per_session`: a status-channel entry refused (429).
+    ChannelPerSession,
+    /// `channel.join_timeout`: an Engine.IO session closed because it never joined.
+    JoinTimeout,
+}
+
+impl Limit {
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Connections => "connections",
+            Self::ConnectionsPerClient => "connections_per_client",
+            Self::HeaderTimeout => "header_timeout",
+            Self::BodyRate => "body_rate",
+            Self::ChannelTotal => "channel_total",
+            Self::ChannelPerClient => "channel_per_client",
+            Self::ChannelPerSession => "channel_per_session",
+            Self::JoinTimeout => "join_timeout",
+        }
+    }
+
+    /// Every limit, for tests and reports.
+    pub const ALL: [Limit; 8] = [
+        Self::Connections,
+        Self::ConnectionsPerClient,
+        Self::HeaderTimeout,
+        Self::BodyRate,
+        Self::ChannelTotal,
+        Self::ChannelPerClient,
+        Self::ChannelPerSession,
+        Self::JoinTimeout,
+    ];
+}
 
 /// The metrics of one gateway.
 #[derive(Clone)]
@@ -43,6 +97,8 @@ pub struct Metrics {
     sockets: IntGaugeVec,
     events_sent: IntCounter,
     joins_refused: IntCounterVec,
+    open_connections: IntGauge,
+    limit_refusals: IntCounterVec,
 }
 
 impl Metrics {
@@ -71,6 +127,17 @@ impl Metrics {
         registry.register(Box::new(sockets.clone()))?;
         registry.register(Box::new(events_sent.clone()))?;
         registry.register(Box::new(joins_refused.clone()))?;
+        let open_connections = IntGauge::new(OPEN_CONNECTIONS, "open client connections")?;
+        let limit_refusals = IntCounterVec::new(
+            Opts::new(LIMIT_REFUSALS_TOTAL, "connections, requests and channel entries refused or cut by a limit"),
+            &["limit"],
+        )?;
+        registry.register(Box::new(open_connections.clone()))?;
+        registry.register(Box::new(limit_refusals.clone()))?;
+        for limit in Limit::ALL {
+            // Present at zero from the start, so a dashboard sees every limit.
+            limit_refusals.with_label_values(&[limit.label()]).inc_by(0);
+        }
         Ok(Self {
             registry,
             requests,
@@ -81,6 +148,8 @@ impl Metrics {
             sockets,
             events_sent,
             joins_refused,
+            open_connections,
+            limit_refusals,
         })
     }
 
@@ -114,6 +183,16 @@ impl Metrics {
     /// Counts a refused join; `reason` is a fixed label.
     pub fn refuse_join(&self, reason: &'static str) {
         self.joins_refused.with_label_values(&[reason]).inc();
+    }
+
+    /// One more (`delta` = 1) or one fewer (-1) open client connection.
+    pub fn add_connection(&self, delta: i64) {
+        self.open_connections.add(delta);
+    }
+
+    /// Counts one refusal (or cut) by `limit`.
+    pub fn refuse(&self, limit: Limit) {
+        self.limit_refusals.with_label_values(&[limit.label()]).inc();
     }
 
     /// Counts one failed upstream connection.

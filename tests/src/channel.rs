@@ -118,6 +118,11 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// Whether this is one of the socket.io (Engine.IO 3 or 4) transports.
+    pub fn is_engine_io(self) -> bool {
+        !matches!(self, Transport::WebSocket | Transport::Sse)
+    }
+
     /// The refusal a socket with no (or a forged) session meets on this transport.
     pub fn no_session_refusal(self) -> Refusal {
         match self {

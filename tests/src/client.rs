@@ -44,6 +44,17 @@ pub fn builder_trusting(ca_pem: &Path) -> anyhow::Result<reqwest::ClientBuilder>
     Ok(builder().tls_built_in_root_certs(false).add_root_certificate(ca))
 }
 
+/// A TCP connection to `addr` from the local address `from` (any `127.0.0.0/8` address is
+/// loopback on Linux), so one test can play several client addresses.
+pub async fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> anyhow::Result<TcpStream> {
+    let socket = match from {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(from, 0)).with_context(|| format!("bind {from}"))?;
+    socket.connect(addr).await.with_context(|| format!("connect to {addr} from {from}"))
+}
+
 /// A client with the [`builder`] settings.
 pub fn client() -> anyhow::Result<reqwest::Client> {
     builder().build().context("cannot build the HTTP client")

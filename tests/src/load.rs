@@ -6,6 +6,7 @@
 //! load.run_for(100).await?       waits (bounded) until 100 more requests have completed
 //! let samples = load.finish().await?      stops: every Sample (class, path, start, end, outcome)
 //! Tally::of(&samples)            "2xx=N non2xx=M (502 bad_gateway: M)"
+//! Latency::of(&samples)          "n=N p50=… ms p99=… ms max=… ms" (printed, never asserted)
 //! ```
 //! Every request sends `Accept: application/json`, so a gateway error names its `error` code.
 
@@ -153,6 +154,38 @@ impl fmt::Display for Tally {
             write!(f, " ({})", parts.join(", "))?;
         }
         Ok(())
+    }
+}
+
+/// Latency of a set of samples (answered or not): median, 99th percentile and worst, printed
+/// by tests that measure what a bystander saw; nothing asserts on it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Latency {
+    /// Samples counted.
+    pub count: usize,
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Slowest.
+    pub max: Duration,
+}
+
+impl Latency {
+    /// The latency of `samples`.
+    pub fn of<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> Self {
+        let mut times: Vec<Duration> =
+            samples.into_iter().map(|s| s.ended.saturating_duration_since(s.started)).collect();
+        times.sort();
+        let at = |q: f64| times.get(((times.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or_default();
+        Self { count: times.len(), p50: at(0.5), p99: at(0.99), max: times.last().copied().unwrap_or_default() }
+    }
+}
+
+impl fmt::Display for Latency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        write!(f, "n={} p50={:.1} ms p99={:.1} ms max={:.1} ms", self.count, ms(self.p50), ms(self.p99), ms(self.max))
     }
 }
 

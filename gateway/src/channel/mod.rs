@@ -11,9 +11,12 @@
 //!                                         ▲
 //!  auth::callback / store expiry ──publish──┘ hub.rs (bounded queue per socket)
 //! ```
+//! Entries are limited per client address and per session (`admission.rs`); an Engine.IO
+//! session that never joins closes after `channel.join_timeout`.
 //! The transports run as a second in-process service that the proxy forwards to, so Pingora
 //! does the upgrade and streaming; nothing here names a Pingora type.
 
+pub mod admission;
 pub mod event;
 pub mod hub;
 pub mod server;
@@ -31,6 +34,10 @@ use crate::session::SessionId;
 /// Set by the proxy on requests it forwards to the channel server: the verified session's
 /// storage key. Clients can never send it (the proxy strips every `x-gateway-*` header).
 pub const SESSION_HEADER: &str = "x-gateway-channel-session";
+
+/// Set by the proxy on requests it forwards to the channel server: the client address it trusts
+/// (the peer, or the client a trusted proxy names), for the per-client entry limit.
+pub const CLIENT_HEADER: &str = "x-gateway-channel-client";
 
 /// Who the session is signed in as, for `auth_success` right after `init`.
 #[async_trait]

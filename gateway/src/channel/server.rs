@@ -15,8 +15,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 
+use super::admission::{ChannelAdmission, EntryPermit};
 use super::socketio::{PollReply, Query, SocketIo};
-use super::{sse, websocket, Hub, SignedIn, SESSION_HEADER};
+use super::{sse, websocket, Hub, SignedIn, CLIENT_HEADER, SESSION_HEADER};
+use crate::config::ChannelConfig;
+use crate::metrics::{Limit, Metrics};
 use crate::session::SessionId;
 
 /// `GET /_gateway/events`: WebSocket when asked to upgrade, else SSE.
@@ -32,18 +35,57 @@ pub struct ChannelServer {
     signed_in: Arc<dyn SignedIn>,
     socketio: Option<(String, Arc<SocketIo>)>,
     ping: Duration,
+    admission: Arc<ChannelAdmission>,
 }
 
 impl ChannelServer {
-    /// Serves native events and, when `socketio_path` is set, socket.io.
+    /// Serves native events and, when `config.socketio_path` is set, socket.io, within the
+    /// channel's limits; `metrics` counts refusals.
     pub fn new(
         hub: Arc<Hub>,
         signed_in: Arc<dyn SignedIn>,
-        socketio_path: Option<String>,
-        ping: Duration,
+        config: &ChannelConfig,
+        metrics: Option<Metrics>,
     ) -> Arc<Self> {
-        let socketio = socketio_path.map(|p| (p, SocketIo::new(Arc::clone(&hub), Arc::clone(&signed_in), ping)));
-        Arc::new(Self { hub, signed_in, socketio, ping })
+        let ping = config.ping_interval.get();
+        let admission =
+            ChannelAdmission::new(config.max_sockets_per_client, config.max_sockets_per_session, metrics.clone());
+        let socketio = config.socketio_path.clone().map(|p| {
+            let engine = super::socketio::EngineLimits {
+                max_sessions: config.max_sockets,
+                join_timeout: config.join_timeout.get(),
+                metrics,
+            };
+            (p, SocketIo::new(Arc::clone(&hub), Arc::clone(&signed_in), ping, engine))
+        });
+        Arc::new(Self { hub, signed_in, socketio, ping, admission })
+    }
+
+    /// A place for one more entry (socket, stream, Engine.IO session) of `client` and
+    /// `session`, or the limit it is over.
+    pub fn enter(&self, client: Option<std::net::IpAddr>, session: Option<SessionId>) -> Result<EntryPermit, Limit> {
+        self.admission.enter(client, session)
+    }
+
+    /// The permit a WebSocket handshake on `path?query` needs before its 101: one for a native
+    /// status socket (counted per client; per session when it joins the hub) or a new Engine.IO
+    /// session (per client and per session), none for the upgrade of an Engine.IO session that
+    /// already holds one.
+    pub fn admit_upgrade(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        client: Option<std::net::IpAddr>,
+        session: Option<SessionId>,
+    ) -> Result<Option<EntryPermit>, Limit> {
+        if path == EVENTS_PATH {
+            // Native sockets count per session when they join the hub (close 4429 past the limit).
+            return self.enter(client, None).map(Some);
+        }
+        if Query::parse(query).sid.is_some() {
+            return Ok(None);
+        }
+        self.enter(client, session).map(Some)
     }
 
     /// The rooms this server's sockets join.
@@ -80,44 +122,61 @@ impl ChannelServer {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let session =
             req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).and_then(SessionId::from_storage_key);
+        let client = req.headers().get(CLIENT_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
         let path = req.uri().path().to_owned();
         if path == EVENTS_PATH {
-            return self.events(req, session);
+            return self.events(req, session, client);
         }
         if let Some((sio_path, sio)) = &self.socketio {
             if path == *sio_path || path == sio_path.trim_end_matches('/') {
-                return Self::socketio(Arc::clone(sio), req, session).await;
+                return self.socketio(Arc::clone(sio), req, session, client).await;
             }
         }
         plain(404, "not found")
     }
 
-    /// Runs a status WebSocket whose handshake the proxy already answered (101), on `io`.
-    /// The proxy serves channel upgrades itself rather than through Pingora's upgrade proxying.
+    /// Runs a status WebSocket whose handshake the proxy already answered (101), on `io`,
+    /// holding `permit` (from [`Self::enter`]) while it lives. The proxy serves channel upgrades
+    /// itself rather than through Pingora's upgrade proxying.
     pub async fn serve_upgraded<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         self: Arc<Self>,
         io: S,
         path: &str,
         query: Option<&str>,
         session: Option<SessionId>,
+        permit: Option<EntryPermit>,
     ) {
         if path == EVENTS_PATH {
             let (hub, signed_in) = (Arc::clone(&self.hub), Arc::clone(&self.signed_in));
             websocket::serve(io, session, hub, signed_in, self.ping).await;
+            drop(permit);
             return;
         }
         if let Some((_, sio)) = &self.socketio {
             let q = Query::parse(query);
             if let Some(version) = q.version() {
-                Arc::clone(sio).websocket(io, version, q.sid, session).await;
+                Arc::clone(sio).websocket(io, version, q.sid, session, permit).await;
             }
         }
     }
 
-    fn events(&self, req: Request<Incoming>, session: Option<SessionId>) -> Response<Body> {
+    fn events(
+        &self,
+        req: Request<Incoming>,
+        session: Option<SessionId>,
+        client: Option<std::net::IpAddr>,
+    ) -> Response<Body> {
+        // Native sockets count per session when they join the hub (4429 / 429 past the limit).
+        let permit = match self.enter(client, None) {
+            Ok(p) => p,
+            Err(limit) => return over_limit(limit),
+        };
         if is_websocket(&req) {
             let (hub, signed_in, ping) = (Arc::clone(&self.hub), Arc::clone(&self.signed_in), self.ping);
-            return upgrade(req, move |io| websocket::serve(io, session, hub, signed_in, ping));
+            return upgrade(req, move |io| async move {
+                websocket::serve(io, session, hub, signed_in, ping).await;
+                drop(permit);
+            });
         }
         let Some(session) = session else {
             self.hub.refuse("unauthorized");
@@ -126,8 +185,9 @@ impl ChannelServer {
         let Some(rx) = sse::open(session, &self.hub, Arc::clone(&self.signed_in), SSE_KEEP_ALIVE) else {
             return plain(429, "too many sockets for this session");
         };
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|chunk| (Ok::<_, std::convert::Infallible>(Frame::data(chunk)), rx))
+        // The stream holds the permit: the entry lasts as long as the response body.
+        let stream = futures_util::stream::unfold((rx, permit), |(mut rx, permit)| async move {
+            rx.recv().await.map(|chunk| (Ok::<_, std::convert::Infallible>(Frame::data(chunk)), (rx, permit)))
         });
         let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
         let h = resp.headers_mut();
@@ -137,25 +197,46 @@ impl ChannelServer {
         resp
     }
 
-    async fn socketio(sio: Arc<SocketIo>, req: Request<Incoming>, session: Option<SessionId>) -> Response<Body> {
+    async fn socketio(
+        &self,
+        sio: Arc<SocketIo>,
+        req: Request<Incoming>,
+        session: Option<SessionId>,
+        client: Option<std::net::IpAddr>,
+    ) -> Response<Body> {
         let q = Query::parse(req.uri().query());
         let origin = req.headers().get(http::header::ORIGIN).cloned();
+        // A request without `sid` opens an Engine.IO session: a new entry.
+        let opening = q.sid.is_none() && req.method() == http::Method::GET;
+        let permit = match opening.then(|| self.enter(client, session)) {
+            Some(Err(limit)) => return over_limit(limit),
+            Some(Ok(p)) => Some(p),
+            None => None,
+        };
         let reply = if is_websocket(&req) {
             let Some(version) = q.version() else { return plain(400, "unsupported protocol version") };
-            return upgrade(req, move |io| sio.websocket(io, version, q.sid, session));
+            return upgrade(req, move |io| sio.websocket(io, version, q.sid, session, permit));
         } else if req.method() == http::Method::OPTIONS {
-            PollReply { status: 204, content_type: "text/plain", body: Vec::new() }
+            PollReply { status: 204, content_type: "text/plain", body: Vec::new(), retry_after: None }
         } else if req.method() == http::Method::POST {
             match Limited::new(req.into_body(), 64 * 1024 + 1).collect().await {
                 Ok(b) => sio.poll_post(&q, session, &b.to_bytes()),
-                Err(_) => PollReply { status: 413, content_type: "text/plain", body: b"payload too large".to_vec() },
+                Err(_) => PollReply {
+                    status: 413,
+                    content_type: "text/plain",
+                    body: b"payload too large".to_vec(),
+                    retry_after: None,
+                },
             }
         } else {
-            sio.poll_get(&q, session).await
+            sio.poll_get(&q, session, permit).await
         };
         let mut resp = Response::new(Full::new(Bytes::from(reply.body)).boxed());
         *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_REQUEST);
         let h = resp.headers_mut();
+        if let Some(secs) = reply.retry_after {
+            h.insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
         h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         // The proxy only lets allowed origins through; echo them for credentialed polling.
@@ -175,6 +256,17 @@ fn is_websocket(req: &Request<Incoming>) -> bool {
         .get(http::header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// 429 (one client's or session's limit) or 503 (the gateway's), with `Retry-After`.
+fn over_limit(limit: Limit) -> Response<Body> {
+    let (status, text, secs) = match limit {
+        Limit::ChannelTotal | Limit::Connections => (503, "server busy", 1u32),
+        _ => (429, "too many status-channel connections from this client or session", 5),
+    };
+    let mut r = plain(status, text);
+    r.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+    r
 }
 
 fn plain(status: u16, text: &'static str) -> Response<Body> {

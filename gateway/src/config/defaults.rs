@@ -25,6 +25,14 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// `server.idle_timeout`: a kept-alive client connection idle this long between requests is closed.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// `server.header_timeout`: a whole request head must arrive within this long of its first byte.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// `server.body_min_rate`: bytes per second a request body must average (after `header_timeout`).
+pub const DEFAULT_BODY_MIN_RATE: u64 = 1024;
+/// `server.max_connections`: open client connections, all clients together.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// `server.max_connections_per_client`: open client connections from one client address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 1_000;
 /// `server.threads`: worker threads of the proxy service.
 pub const DEFAULT_THREADS: usize = 2;
 /// `upstream.health_check_interval`: how often every upstream is probed.
@@ -41,6 +49,14 @@ pub const DEFAULT_KEY_PREFIX: &str = "gateway:";
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(500);
 /// `channel.max_sockets_per_session`: status-channel sockets one session may hold.
 pub const DEFAULT_MAX_SOCKETS_PER_SESSION: usize = 16;
+/// `channel.max_sockets_per_client`: status-channel entries (Engine.IO sessions, SSE streams,
+/// WebSockets) one client address may hold.
+pub const DEFAULT_MAX_SOCKETS_PER_CLIENT: usize = 64;
+/// `channel.max_sockets`: Engine.IO sessions alive at once, all clients together.
+pub const DEFAULT_MAX_SOCKETS: usize = 100_000;
+/// `channel.join_timeout`: an Engine.IO session whose client has not connected to the namespace
+/// (or, Engine.IO 3, come back) within this long is closed.
+pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// `channel.ping_interval`: server pings on idle status-channel sockets.
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(25);
 /// `teams.code_ttl`: lifetime of a Teams security code.

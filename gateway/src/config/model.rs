@@ -69,6 +69,23 @@ pub struct ServerConfig {
     /// Longest idle time between two requests on a kept-alive client connection, whole
     /// seconds, at least one.
     pub idle_timeout: Duration,
+    /// Admission limits and deadlines of client connections.
+    pub limits: ConnectionLimits,
+}
+
+/// Admission limits and deadlines of client connections (`server.max_connections`,
+/// `max_connections_per_client`, `header_timeout`, `body_min_rate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Open client connections, all clients together; at least 1.
+    pub max_connections: usize,
+    /// Open client connections from one client address; at least 1.
+    pub max_connections_per_client: usize,
+    /// Longest time from a request head's first byte to its end (and for a TLS handshake).
+    pub header_timeout: Duration,
+    /// Bytes per second a request body must average over the time spent waiting for it, after
+    /// an allowance of `header_timeout`; `None` when off.
+    pub body_min_rate: Option<std::num::NonZeroU64>,
 }
 
 /// `[upstream]`
@@ -320,6 +337,13 @@ pub struct ChannelConfig {
     pub max_sockets_per_session: usize,
     /// Ping interval.
     pub ping_interval: Ttl,
+    /// Status-channel entries (Engine.IO sessions, SSE streams, WebSockets) one client address
+    /// may hold; at least 1.
+    pub max_sockets_per_client: usize,
+    /// Engine.IO sessions alive at once; at least 1.
+    pub max_sockets: usize,
+    /// Time an Engine.IO session has to join before it is closed.
+    pub join_timeout: Ttl,
 }
 
 /// `[identity]`: header names, all distinct.

@@ -72,6 +72,18 @@ pub struct RawServer {
     /// How long a kept-alive client connection may sit idle between two requests.
     #[serde(default = "default_idle_timeout", with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Longest time from a request head's first byte to its end.
+    #[serde(default = "default_header_timeout", with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Bytes per second a request body must average; 0 turns the check off.
+    #[serde(default = "default_body_min_rate")]
+    pub body_min_rate: u64,
+    /// Open client connections, all clients together.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open client connections from one client address.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
     /// Allows the built-in `dev` provider on a non-loopback listener.
     #[serde(default)]
     pub allow_dev_provider: bool,
@@ -315,6 +327,15 @@ pub struct RawChannel {
     /// Interval of server pings.
     #[serde(default = "default_ping_interval", with = "humantime_serde")]
     pub ping_interval: Duration,
+    /// Status-channel entries one client address may hold.
+    #[serde(default = "default_max_sockets_per_client")]
+    pub max_sockets_per_client: usize,
+    /// Engine.IO sessions alive at once.
+    #[serde(default = "default_max_sockets")]
+    pub max_sockets: usize,
+    /// Time an Engine.IO session has to join before it is closed.
+    #[serde(default = "default_join_timeout", with = "humantime_serde")]
+    pub join_timeout: Duration,
 }
 
 impl Default for RawChannel {
@@ -324,6 +345,9 @@ impl Default for RawChannel {
             socketio_path: None,
             max_sockets_per_session: DEFAULT_MAX_SOCKETS_PER_SESSION,
             ping_interval: DEFAULT_PING_INTERVAL,
+            max_sockets_per_client: DEFAULT_MAX_SOCKETS_PER_CLIENT,
+            max_sockets: DEFAULT_MAX_SOCKETS,
+            join_timeout: DEFAULT_JOIN_TIMEOUT,
         }
     }
 }
@@ -379,6 +403,27 @@ fn default_shutdown_timeout() -> Duration {
 }
 fn default_idle_timeout() -> Duration {
     DEFAULT_IDLE_TIMEOUT
+}
+fn default_header_timeout() -> Duration {
+    DEFAULT_HEADER_TIMEOUT
+}
+fn default_body_min_rate() -> u64 {
+    DEFAULT_BODY_MIN_RATE
+}
+fn default_max_connections() -> usize {
+    DEFAULT_MAX_CONNECTIONS
+}
+fn default_max_connections_per_client() -> usize {
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT
+}
+fn default_max_sockets_per_client() -> usize {
+    DEFAULT_MAX_SOCKETS_PER_CLIENT
+}
+fn default_max_sockets() -> usize {
+    DEFAULT_MAX_SOCKETS
+}
+fn default_join_timeout() -> Duration {
+    DEFAULT_JOIN_TIMEOUT
 }
 fn default_health_check_interval() -> Duration {
     DEFAULT_HEALTH_CHECK_INTERVAL

@@ -155,6 +155,10 @@ fn annotated_example_shows_the_defaults() {
     assert_eq!(raw.server.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
     assert_eq!(raw.server.shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT);
     assert_eq!(raw.server.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+    assert_eq!(raw.server.header_timeout, DEFAULT_HEADER_TIMEOUT);
+    assert_eq!(raw.server.body_min_rate, DEFAULT_BODY_MIN_RATE);
+    assert_eq!(raw.server.max_connections, DEFAULT_MAX_CONNECTIONS);
+    assert_eq!(raw.server.max_connections_per_client, DEFAULT_MAX_CONNECTIONS_PER_CLIENT);
     assert_eq!(raw.upstream.health_check_interval, DEFAULT_HEALTH_CHECK_INTERVAL);
     assert_eq!(raw.upstream.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
     assert_eq!(raw.upstream.idle_timeout, DEFAULT_UPSTREAM_IDLE_TIMEOUT);
@@ -170,6 +174,9 @@ fn annotated_example_shows_the_defaults() {
     assert_eq!(raw.store.timeout, DEFAULT_STORE_TIMEOUT);
     assert_eq!(raw.channel.max_sockets_per_session, DEFAULT_MAX_SOCKETS_PER_SESSION);
     assert_eq!(raw.channel.ping_interval, DEFAULT_PING_INTERVAL);
+    assert_eq!(raw.channel.max_sockets_per_client, DEFAULT_MAX_SOCKETS_PER_CLIENT);
+    assert_eq!(raw.channel.max_sockets, DEFAULT_MAX_SOCKETS);
+    assert_eq!(raw.channel.join_timeout, DEFAULT_JOIN_TIMEOUT);
     let teams = raw.teams.unwrap();
     assert_eq!(teams.code_ttl, DEFAULT_CODE_TTL);
     assert_eq!(teams.verify_bot_token, DEFAULT_VERIFY_BOT_TOKEN);
@@ -179,4 +186,15 @@ fn annotated_example_shows_the_defaults() {
     assert_eq!(raw.identity.name_header, DEFAULT_NAME_HEADER);
     assert_eq!(raw.identity.provider_header, DEFAULT_PROVIDER_HEADER);
     assert_eq!(raw.identity.access_token_header, DEFAULT_ACCESS_TOKEN_HEADER);
+}
+
+#[test]
+fn connection_limits_are_checked_together() {
+    let text = minimal("").replace(
+        "public_url =",
+        "max_connections = 10\nmax_connections_per_client = 11\nheader_timeout = \"0s\"\npublic_url =",
+    );
+    let e = errors(&text);
+    assert!(e.contains("server.max_connections_per_client: 11 is above server.max_connections (10)"), "{e}");
+    assert!(e.contains("server.header_timeout: must be longer than zero"), "{e}");
 }

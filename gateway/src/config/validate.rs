@@ -149,6 +149,7 @@ fn server(raw: &RawServer, ctx: &Context<'_>, p: &mut Problems) -> Option<Server
     if idle_timeout.is_zero() {
         p.add("server.idle_timeout", "must be at least \"1s\"");
     }
+    let limits = connection_limits(raw, p);
     Some(ServerConfig {
         listen: listen?,
         public_url: public_url?,
@@ -160,6 +161,31 @@ fn server(raw: &RawServer, ctx: &Context<'_>, p: &mut Problems) -> Option<Server
         shutdown_grace: raw.shutdown_grace,
         shutdown_timeout: raw.shutdown_timeout,
         idle_timeout,
+        limits: limits?,
+    })
+}
+
+fn connection_limits(raw: &RawServer, p: &mut Problems) -> Option<ConnectionLimits> {
+    for (key, value) in [
+        ("server.max_connections", raw.max_connections),
+        ("server.max_connections_per_client", raw.max_connections_per_client),
+    ] {
+        if value == 0 {
+            p.add(key, "must be at least 1");
+        }
+    }
+    if raw.max_connections_per_client > raw.max_connections {
+        p.add(
+            "server.max_connections_per_client",
+            format!("{} is above server.max_connections ({})", raw.max_connections_per_client, raw.max_connections),
+        );
+    }
+    let header_timeout = p.check("server.header_timeout", Ttl::new(raw.header_timeout))?;
+    Some(ConnectionLimits {
+        max_connections: raw.max_connections.max(1),
+        max_connections_per_client: raw.max_connections_per_client.clamp(1, raw.max_connections.max(1)),
+        header_timeout: header_timeout.get(),
+        body_min_rate: std::num::NonZeroU64::new(raw.body_min_rate),
     })
 }
 
@@ -688,14 +714,23 @@ fn channel(raw: &RawChannel, p: &mut Problems) -> Option<ChannelConfig> {
             p.add("channel.socketio_path", format!("\"{path}\" must start with '/' and not be a gateway route"));
         }
     }
-    if raw.max_sockets_per_session == 0 {
-        p.add("channel.max_sockets_per_session", "must be at least 1");
+    for (key, value) in [
+        ("channel.max_sockets_per_session", raw.max_sockets_per_session),
+        ("channel.max_sockets_per_client", raw.max_sockets_per_client),
+        ("channel.max_sockets", raw.max_sockets),
+    ] {
+        if value == 0 {
+            p.add(key, "must be at least 1");
+        }
     }
     Some(ChannelConfig {
         allowed_origins,
         socketio_path: raw.socketio_path.clone(),
         max_sockets_per_session: raw.max_sockets_per_session,
         ping_interval: p.check("channel.ping_interval", Ttl::new(raw.ping_interval))?,
+        max_sockets_per_client: raw.max_sockets_per_client.max(1),
+        max_sockets: raw.max_sockets.max(1),
+        join_timeout: p.check("channel.join_timeout", Ttl::new(raw.join_timeout))?,
     })
 }
 

@@ -16,6 +16,10 @@ pub struct RequestCtx {
     pub route: &'static str,
     /// The downstream peer's IP.
     pub client_ip: Option<IpAddr>,
+    /// The client's address: the peer's, or the one a trusted proxy named (`proxy::forwarded`).
+    pub client: Option<IpAddr>,
+    /// The connection's deadline clock (`proxy::deadline`).
+    pub clock: Option<Arc<super::deadline::ConnClock>>,
     /// Whether the peer is a trusted proxy.
     pub trusted_peer: bool,
     /// The `Host` the client used (checked against the allow-list).
@@ -48,6 +52,8 @@ impl RequestCtx {
             started: Instant::now(),
             route: "upstream",
             client_ip: None,
+            client: None,
+            clock: None,
             trusted_peer: false,
             host: None,
             upgrade: false,

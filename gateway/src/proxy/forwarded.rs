@@ -19,6 +19,30 @@ pub fn is_trusted(peer: Option<IpAddr>, trusted: &[IpNet]) -> bool {
     peer.is_some_and(|ip| trusted.iter().any(|net| net.contains(&ip)))
 }
 
+/// The client's address: `peer` itself, or, when `peer` is a trusted proxy, the right-most
+/// address of its `X-Forwarded-For` chain that is not itself a trusted proxy (addresses left of
+/// it were written by the client and prove nothing). An unreadable chain gives `peer`.
+pub fn client_address<'a>(
+    peer: Option<IpAddr>,
+    xff: impl Iterator<Item = &'a HeaderValue>,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
+    if !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let values: Vec<&str> = xff.filter_map(|v| v.to_str().ok()).collect();
+    let mut hops = values.iter().flat_map(|v| v.split(',')).map(str::trim).rev();
+    let mut client = peer;
+    for hop in hops.by_ref() {
+        let Ok(ip) = hop.parse::<IpAddr>() else { return client };
+        client = Some(ip);
+        if !is_trusted(Some(ip), trusted) {
+            break;
+        }
+    }
+    client
+}
+
 /// Splits a `Host` value into host and port (`[v6]:port` included).
 fn split_host(value: &str) -> Option<(&str, Option<u16>)> {
     if let Some(rest) = value.strip_prefix('[') {
@@ -101,6 +125,20 @@ mod tests {
         assert!(!is_allowed_host(Some("alias.test."), &allowed, 443));
         assert!(!is_allowed_host(Some("u@alias.test"), &allowed, 443));
         assert!(!is_allowed_host(None, &allowed, 443));
+    }
+
+    #[test]
+    fn the_client_is_the_first_untrusted_hop_from_the_right() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let lb = Some("10.0.0.5".parse().unwrap());
+        let chain = HeaderValue::from_static("198.51.100.9, 203.0.113.7, 10.0.0.9");
+        let got = client_address(lb, std::iter::once(&chain), &trusted);
+        assert_eq!(got, Some("203.0.113.7".parse().unwrap()));
+        let outsider = Some("192.0.2.1".parse().unwrap());
+        assert_eq!(client_address(outsider, std::iter::once(&chain), &trusted), outsider);
+        assert_eq!(client_address(lb, std::iter::empty(), &trusted), lb);
+        let junk = HeaderValue::from_static("nonsense");
+        assert_eq!(client_address(lb, std::iter::once(&junk), &trusted), lb);
     }
 
     #[test]

@@ -16,6 +16,14 @@ pub fn head_len(req: &RequestHeader) -> usize {
     req.headers.iter().fold(line, |n, (name, value)| n + name.as_str().len() + value.len() + ": \r\n".len())
 }
 
+/// True when a request body follows `req`'s head: a `Content-Length` above zero, or a
+/// `Transfer-Encoding` (chunked).
+pub fn has_body(req: &RequestHeader) -> bool {
+    let length = req.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+    req.headers.contains_key(http::header::TRANSFER_ENCODING)
+        || length.is_some_and(|l| l.trim().parse::<u64>().map_or(true, |n| n > 0))
+}
+
 /// Caps the idle time before the connection's next request at `idle_secs` (at least 1), unless
 /// the connection closes after this request anyway.
 pub fn bound_keepalive(session: &mut Session, idle_secs: u64) {
@@ -35,5 +43,18 @@ mod tests {
         req.append_header("x-one", "12345").unwrap();
         req.append_header("x-one", "6").unwrap();
         assert_eq!(head_len(&req), "GET /a?b HTTP/1.1\r\n".len() + "x-one: 12345\r\n".len() + "x-one: 6\r\n".len());
+    }
+
+    #[test]
+    fn has_body_reads_the_framing_headers() {
+        let mut req = RequestHeader::build("POST", b"/", None).unwrap();
+        assert!(!has_body(&req));
+        req.insert_header("content-length", "0").unwrap();
+        assert!(!has_body(&req));
+        req.insert_header("content-length", "12").unwrap();
+        assert!(has_body(&req));
+        req.remove_header("content-length");
+        req.insert_header("transfer-encoding", "chunked").unwrap();
+        assert!(has_body(&req));
     }
 }

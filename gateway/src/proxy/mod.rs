@@ -3,14 +3,19 @@
 //! | Pingora phase | what the gateway does, in order | calls |
 //! |---|---|---|
 //! | `new_ctx` | empty [`RequestCtx`] | `proxy::ctx` |
-//! | `request_filter` | 0 a head over 64 KiB → 431, the idle time before the next request capped at `server.idle_timeout`; 1 strip identity and untrusted forwarding headers; 2 `Host` check → 421; 3 classify the route: a gateway route is answered here (`Ok(true)`); 4 route rule: a foreign `Origin` gets no identity (403 on a protected route), protected without live tokens → 401 JSON, else the identity goes in ctx; an upgrade loses the idle read timeout, and a WebSocket is relayed here (one carrying an identity until its tokens go away) | `identity`, `proxy::forwarded`, `proxy::route`, `proxy::rules`, `auth`, `proxy::respond`, `proxy::tunnel` |
+//! | (accept) | admission: connection limits overall and per client address, TLS handshake, head and body deadlines on the stream | `proxy::admission`, `proxy::deadline` |
+//! | `request_filter` | 0 the head is complete (its deadline ends; a body's minimum rate starts); a head over 64 KiB → 431, the idle time before the next request capped at `server.idle_timeout`; 1 strip identity and untrusted forwarding headers; 2 `Host` check → 421; 3 classify the route: a gateway route is answered here (`Ok(true)`); 4 route rule: a foreign page (`Origin`, `Sec-Fetch-Site`) gets no identity (403 on a protected route), protected without live tokens → 401 JSON, else the identity goes in ctx; an upgrade loses the idle read timeout, and a WebSocket is relayed here (one carrying an identity until its tokens go away) | `identity`, `proxy::forwarded`, `proxy::route`, `proxy::rules`, `auth`, `proxy::respond`, `proxy::tunnel` |
 //! | `upstream_peer` | next healthy upstream, else 502 | `proxy::upstream` |
 //! | `upstream_request_filter` | set `X-Forwarded-For/-Proto/-Host`; inject the identity headers; `traceparent` | `proxy::forwarded`, `identity`, `proxy::trace` |
 //! | `fail_to_connect` | count the failure | `metrics` |
-//! | `fail_to_proxy` | 502/504 page or JSON by `Accept`, naming no internal address | `proxy::respond` |
-//! | `logging` | one access line naming the trace id; metrics | `metrics` |
+//! | `request_body_filter` | the body's end ends its minimum rate | `proxy::deadline` |
+//! | `fail_to_proxy` | 408 for a body cut by its deadline; 502/504 page or JSON by `Accept`, naming no internal address | `proxy::respond` |
+//! | `logging` | one access line naming the trace id; metrics; the connection waits for its next head | `metrics`, `proxy::deadline` |
 
+pub mod admission;
+pub mod cross_site;
 pub mod ctx;
+pub mod deadline;
 pub mod forwarded;
 pub mod limits;
 mod local;
@@ -58,6 +63,8 @@ pub struct Gateway {
     readiness: Arc<ready::Readiness>,
     /// Connects the WebSockets this gateway relays itself (`proxy::tunnel`).
     ws_connector: pingora::connectors::TransportConnector,
+    /// The open client connections and their deadline clocks.
+    admission: Arc<admission::Admission>,
 }
 
 /// What a configuration reload (SIGHUP) replaces: everything the request path reads from the
@@ -99,6 +106,11 @@ impl Live {
     pub fn auth(&self) -> &Arc<AuthService> {
         &self.auth
     }
+
+    /// Whether `peer` is in `server.trusted_proxies`.
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        forwarded::is_trusted(Some(peer), &self.trusted_proxies)
+    }
 }
 
 impl std::fmt::Debug for Live {
@@ -129,6 +141,7 @@ impl Gateway {
         channel: ChannelRouting,
         metrics: Metrics,
         readiness: Arc<ready::Readiness>,
+        admission: Arc<admission::Admission>,
     ) -> Self {
         Self {
             live,
@@ -139,6 +152,7 @@ impl Gateway {
             metrics,
             readiness,
             ws_connector: pingora::connectors::TransportConnector::new(None),
+            admission,
         }
     }
 
@@ -199,8 +213,12 @@ impl Gateway {
         let sid = from_cookie.or_else(|| ticket.and_then(|t| live.auth.channel_session(&t)));
         // Channel connections idle for long by design; the channel server pings and times out.
         session.set_read_timeout(None);
+        if let Some(client) = ctx.client {
+            session.req_header_mut().insert_header(channel::CLIENT_HEADER, client.to_string())?;
+        }
         if session.is_upgrade_req() {
-            ctx.answered = Some(upgrade::serve(session, Arc::clone(&self.channel.server), sid).await?);
+            Self::keep_open(session, ctx);
+            ctx.answered = Some(upgrade::serve(session, Arc::clone(&self.channel.server), sid, ctx.client).await?);
             return Ok(true);
         }
         if let Some(sid) = sid {
@@ -217,6 +235,17 @@ impl Gateway {
         let req = session.req_header_mut();
         for name in live.headers.headers_to_strip(req.headers.keys(), ctx.trusted_peer) {
             req.remove_header(&name);
+        }
+        let xff = req.headers.get_all(forwarded::X_FORWARDED_FOR);
+        ctx.client = forwarded::client_address(ctx.client_ip, xff.iter(), &live.trusted_proxies);
+    }
+
+    /// The connection outlives this request as an upgraded one: no read timeout, no deadline.
+    fn keep_open(session: &mut Session, ctx: &RequestCtx) {
+        // docs/architecture.md#pingora-notes: the 60 s read timeout also cuts idle upgraded connections
+        session.set_read_timeout(None);
+        if let Some(clock) = &ctx.clock {
+            clock.open();
         }
     }
 
@@ -277,62 +306,10 @@ impl Gateway {
         Ok(())
     }
 
-    /// A WebSocket upgrade to the upstream, relayed by the gateway (`proxy::tunnel`); one that
-    /// carries an identity is closed with 1008 when that identity's tokens go away.
-    async fn tunnel(&self, live: &Live, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
-        let watch = match ctx.tokens.as_ref().map(|t| t.identity.provider.clone()) {
-            None => None,
-            Some(provider) => {
-                let Ok(Some(sid)) = live.auth.session_of(&session.req_header().headers).await else {
-                    // Tokens come only from a session cookie, so this cannot happen; refuse rather than relay unwatched.
-                    return respond::write(session, respond::proxy_failure(502, true)).await;
-                };
-                let watch = self.channel.server.hub().watch(sid, "upstream_websocket");
-                // Re-check after joining: an expiry between the route check and the join is not missed.
-                if !matches!(live.auth.store().tokens(&sid, &provider).await, Ok(Some(_))) {
-                    let body = serde_json::json!({"error": "authentication_required", "message": "the session's sign-in expired"});
-                    return respond::write(session, respond::LocalResponse::json(401, &body)).await;
-                }
-                Some((watch, provider))
-            }
-        };
-        let Some(peer) = self.upstreams.next_peer(true) else {
-            return respond::write(session, respond::proxy_failure(502, true)).await;
-        };
-        ctx.upstream = Some(peer._address.to_string());
-        let mut head = session.req_header().clone();
-        self.add_upstream_headers(&mut head, ctx)?;
-        head.remove_header(&http::header::SEC_WEBSOCKET_EXTENSIONS);
-        if head.headers.get(http::header::HOST).is_none() {
-            if let Some(host) = ctx.host.clone() {
-                head.insert_header(http::header::HOST, host)?;
-            }
-        }
-        let mut parts = head.as_owned_parts();
-        // The WebSocket client wants an absolute ws:// URI; only its path and query are sent.
-        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        parts.uri = format!("ws://upstream{target}")
-            .parse()
-            .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "bad request target"))?;
-        let request = http::Request::from_parts(parts, ());
-        tunnel::serve(session, &self.ws_connector, &peer, request, watch).await
-    }
-
     /// Whether the request asks for a WebSocket (not another protocol).
     fn is_websocket(session: &Session) -> bool {
         let upgrade = session.req_header().headers.get(http::header::UPGRADE);
         upgrade.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
-    }
-
-    /// True when a page of another origin sent the request: an `Origin` that is neither the
-    /// gateway's nor in `channel.allowed_origins` (browsers send it on cross-origin fetches,
-    /// forms and WebSocket handshakes).
-    fn is_cross_site(&self, live: &Live, session: &Session) -> bool {
-        let (own, allowed) = (&self.channel.own_origin, &live.allowed_origins);
-        session.req_header().headers.get_all(http::header::ORIGIN).iter().any(|o| {
-            let origin = o.to_str().unwrap_or("null");
-            !channel::origin_allowed(Some(origin), own, allowed)
-        })
     }
 
     /// Step 3: the route rule for this path decides whether a live sign-in is needed.
@@ -343,7 +320,7 @@ impl Gateway {
             None
         } else {
             match rules::normalize_path(req.uri.path()) {
-                Ok(path) => live.rules.find_for(&path, &req.method, &req.headers),
+                Ok(path) => live.rules.find_for(&path, &req.method, &req.headers, req.uri.query()),
                 Err(_) => {
                     respond::write(session, respond::bad_path()).await?;
                     return Ok(true);
@@ -352,7 +329,7 @@ impl Gateway {
         };
         // A bearer token is no ambient credential: a page of any origin that holds one may use it.
         let bearer = !live.auth.bearer_providers(&req.headers, rule).is_empty();
-        if !bearer && self.is_cross_site(live, session) {
+        if !bearer && cross_site::is_foreign(&req.headers, &self.channel.own_origin, &live.allowed_origins) {
             // The SameSite=None cookie rides along with a foreign page's request (a form, a
             // WebSocket); it says nothing of the user's intent, so it never becomes an identity,
             // and no session cookie is set in answer.
@@ -385,6 +362,10 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.clock = self.admission.clock_of(session.client_addr().and_then(|a| a.as_inet()).copied());
+        if let Some(clock) = &ctx.clock {
+            clock.head_done(limits::has_body(session.req_header()));
+        }
         limits::bound_keepalive(session, self.idle_secs);
         if limits::head_len(session.req_header()) > limits::MAX_REQUEST_HEAD {
             ctx.route = "oversize";
@@ -422,8 +403,7 @@ impl ProxyHttp for Gateway {
         }
         ctx.upgrade = session.is_upgrade_req();
         if ctx.upgrade {
-            // docs/architecture.md#pingora-notes: the 60 s read timeout also cuts idle upgraded connections
-            session.set_read_timeout(None);
+            Self::keep_open(session, ctx);
             if Self::is_websocket(session) {
                 self.tunnel(&live, session, ctx).await?;
                 return Ok(true);
@@ -465,9 +445,12 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         body: &mut Option<bytes::Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let (true, Some(clock)) = (end_of_stream, &ctx.clock) {
+            clock.body_done();
+        }
         if let Some(replacement) = ctx.body_override.take() {
             *body = Some(replacement);
         }
@@ -486,6 +469,15 @@ impl ProxyHttp for Gateway {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut RequestCtx) -> FailToProxy {
+        if let Some(cut) = deadline::cut_by(e) {
+            // The body was too slow: say so before closing (the head's own cut never gets here).
+            session.set_keepalive(None);
+            let refusal = respond::over_limit(cut.limit());
+            if let Err(write_err) = respond::write(session, refusal.response).await {
+                tracing::debug!(error = %write_err, "could not send the timeout response");
+            }
+            return FailToProxy { error_code: 408, can_reuse_downstream: false };
+        }
         let status = respond::status_for(e);
         if status > 0 {
             // The connection is not reused after a failed proxy attempt: say so (`Connection: close`).
@@ -520,6 +512,9 @@ impl ProxyHttp for Gateway {
         let written = session.response_written().map(|r| r.status.as_u16());
         let status = ctx.answered.or(written).unwrap_or(0);
         let elapsed = ctx.started.elapsed();
+        if let Some(clock) = &ctx.clock {
+            clock.request_done();
+        }
         self.metrics.observe_request(ctx.route, status, elapsed);
         let req = session.req_header();
         tracing::info!(

@@ -9,6 +9,7 @@ use crate::auth::callback::CallbackFailure;
 use crate::auth::completion::{self, Outcome};
 use crate::auth::error::FlowError;
 use crate::auth::{self, AuthService, Reply};
+use crate::metrics::Limit;
 use crate::store::Opener;
 
 /// A complete response the gateway answers locally.
@@ -122,6 +123,51 @@ pub fn forbidden_origin() -> LocalResponse {
     LocalResponse::json(403, &serde_json::json!({"error": "forbidden_origin"}))
 }
 
+/// An answer to a connection or request refused by an admission limit or cut by a deadline.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The response.
+    pub response: LocalResponse,
+    /// `Retry-After`, in seconds, when waiting helps.
+    pub retry_after: Option<u32>,
+}
+
+/// 503 for a gateway-wide limit, 429 for one client's, 408 for a deadline; `Retry-After` on
+/// 429 and 503 (a client at its own limit waits longer than one meeting a full gateway).
+pub fn over_limit(limit: Limit) -> Refusal {
+    let (status, code, message, retry_after) = match limit {
+        Limit::Connections | Limit::ChannelTotal => {
+            (503, "server_busy", "the gateway is busy; try again shortly", Some(1))
+        }
+        Limit::ConnectionsPerClient | Limit::ChannelPerClient | Limit::ChannelPerSession | Limit::JoinTimeout => {
+            (429, "too_many_requests", "too many open connections from this client", Some(5))
+        }
+        Limit::HeaderTimeout | Limit::BodyRate => (408, "request_timeout", "the request was too slow", None),
+    };
+    let response = LocalResponse::json(status, &serde_json::json!({"error": code, "message": message}));
+    Refusal { response, retry_after }
+}
+
+/// `refusal` as the bytes of a whole HTTP/1.1 answer that closes the connection, for answers
+/// written before any HTTP session exists.
+pub fn http1_bytes(refusal: &Refusal) -> Vec<u8> {
+    let r = &refusal.response;
+    let reason = http::StatusCode::from_u16(r.status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    let mut head = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",
+        r.status,
+        r.content_type,
+        r.body.len()
+    );
+    if let Some(secs) = refusal.retry_after {
+        head.push_str(&format!("Retry-After: {secs}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(&r.body);
+    out
+}
+
 /// The client script (`gateway.signIn(provider)`).
 pub fn client_js() -> Reply {
     let mut r = auth::reply(200, "application/javascript; charset=utf-8", CLIENT_JS);
@@ -173,6 +219,20 @@ pub async fn write_reply(session: &mut Session, reply: Reply) -> pingora::Result
         session.write_response_body(Some(body), true).await?;
     }
     Ok(())
+}
+
+/// Writes `refusal` as the whole answer, with its `Retry-After`.
+pub async fn write_refusal(session: &mut Session, refusal: Refusal) -> pingora::Result<()> {
+    let resp = refusal.response;
+    let mut header = ResponseHeader::build(resp.status, Some(5))?;
+    header.insert_header(http::header::CONTENT_TYPE, resp.content_type)?;
+    header.insert_header(http::header::CONTENT_LENGTH, resp.body.len().to_string())?;
+    header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    if let Some(secs) = refusal.retry_after {
+        header.insert_header(http::header::RETRY_AFTER, secs.to_string())?;
+    }
+    session.write_response_header(Box::new(header), false).await?;
+    session.write_response_body(Some(resp.body), true).await
 }
 
 /// Writes `resp` as the whole answer to the downstream.

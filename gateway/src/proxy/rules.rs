@@ -6,8 +6,10 @@
 //! `/api/./x` all meet the rule for `/api/`. Whatever a common upstream could read as a protected
 //! path is protected too: prefixes and methods compare ASCII case-insensitively (IIS, ASP.NET,
 //! Express), `;parameters` are cut from segments (servlet containers: `/..;/`, `/;/`), trailing
-//! dots and spaces are cut from segments (Windows file names), `HEAD` counts as `GET`, and the
-//! method-override headers count as methods. A path that cannot be normalised (bad escape,
+//! dots and spaces are cut from segments (Windows file names), `HEAD` counts as `GET`, and
+//! method overrides count as methods: the override headers, `_method` in the query, and, for a
+//! `POST` with a form body (where Rails, Laravel and Symfony read `_method`), every method,
+//! since the body is not read before the rule is chosen. A path that cannot be normalised (bad escape,
 //! invalid UTF-8, NUL, a segment of only dots and spaces other than `.` and `..`) is refused
 //! rather than guessed.
 
@@ -94,9 +96,19 @@ impl RouteRules {
         self.find_any(normalized, std::slice::from_ref(method))
     }
 
-    /// The rule for a normalised path and a request's method, or any method its method-override
-    /// headers name: of every rule one of them meets, the longest prefix.
-    pub fn find_for(&self, normalized: &str, method: &Method, headers: &HeaderMap) -> Option<&RouteRule> {
+    /// The rule for a normalised path and a request's method, or any method an override names
+    /// (headers, `query`'s `_method`; a form `POST` could name any): of every rule one of them
+    /// meets, the longest prefix.
+    pub fn find_for(
+        &self,
+        normalized: &str,
+        method: &Method,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Option<&RouteRule> {
+        if *method == Method::POST && has_form_body(headers) {
+            return self.find_matching(normalized, |_| true);
+        }
         let mut methods = vec![method.clone()];
         for name in METHOD_OVERRIDE_HEADERS {
             for value in headers.get_all(name) {
@@ -105,16 +117,45 @@ impl RouteRules {
                 }
             }
         }
+        let params = url::form_urlencoded::parse(query.unwrap_or("").as_bytes());
+        for (_, value) in params.filter(|(k, _)| k == METHOD_OVERRIDE_PARAM) {
+            if let Ok(m) = Method::from_bytes(value.trim().as_bytes()) {
+                methods.push(m);
+            }
+        }
         self.find_any(normalized, &methods)
     }
 
     fn find_any(&self, normalized: &str, methods: &[Method]) -> Option<&RouteRule> {
+        self.find_matching(normalized, |allowed| methods.iter().any(|m| method_matches(allowed, m)))
+    }
+
+    fn find_matching(&self, normalized: &str, methods_ok: impl Fn(&[Method]) -> bool) -> Option<&RouteRule> {
         self.rules
             .iter()
-            .filter(|r| r.methods.as_ref().is_none_or(|allowed| methods.iter().any(|m| method_matches(allowed, m))))
+            .filter(|r| r.methods.as_deref().is_none_or(&methods_ok))
             .filter(|r| prefix_matches(&r.prefix, normalized))
             .max_by_key(|r| r.prefix.len())
     }
+}
+
+/// The query or form field frameworks read as the request's real method (Rails, Laravel,
+/// Symfony, Express's method-override).
+pub const METHOD_OVERRIDE_PARAM: &str = "_method";
+
+/// True when the body is a form (`application/x-www-form-urlencoded` or `multipart/form-data`),
+/// where a `_method` field may hide.
+fn has_form_body(headers: &HeaderMap) -> bool {
+    headers.get_all(http::header::CONTENT_TYPE).iter().any(|v| {
+        let v = v.as_bytes().to_ascii_lowercase();
+        v.starts_with(b"application/x-www-form-urlencoded") || v.starts_with(b"multipart/form-data")
+    }) || (!headers.contains_key(http::header::CONTENT_TYPE) && carries_body(headers))
+}
+
+/// A `Content-Length` above zero or a `Transfer-Encoding`.
+fn carries_body(headers: &HeaderMap) -> bool {
+    let length = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+    headers.contains_key(http::header::TRANSFER_ENCODING) || length.is_some_and(|l| l.trim() != "0")
 }
 
 /// Headers that frameworks read as the request's real method (ASP.NET, Express's
@@ -218,9 +259,42 @@ mod tests {
         let none = HeaderMap::new();
         assert!(rules.find("/reports/1", &Method::HEAD).is_some());
         assert!(rules.find("/items/1", &Method::from_bytes(b"delete").unwrap()).is_some());
-        assert!(rules.find_for("/items/1", &Method::POST, &none).is_none());
-        let mut overridden = HeaderMap::new();
+        let json = {
+            let mut h = HeaderMap::new();
+            h.insert("content-type", http::HeaderValue::from_static("application/json"));
+            h
+        };
+        assert!(rules.find_for("/items/1", &Method::POST, &json, None).is_none());
+        assert!(rules.find_for("/items/1", &Method::GET, &none, Some("a=1")).is_none());
+        let mut overridden = json.clone();
         overridden.insert("x-http-method-override", http::HeaderValue::from_static("DELETE"));
-        assert!(rules.find_for("/items/1", &Method::POST, &overridden).is_some());
+        assert!(rules.find_for("/items/1", &Method::POST, &overridden, None).is_some());
+    }
+
+    #[test]
+    fn method_parameters_count_as_methods() {
+        let rule = RouteRule {
+            prefix: "/items/".into(),
+            methods: Some(vec![Method::DELETE]),
+            require: Require::Any,
+            forward_access_token: false,
+            allow: None,
+            obo_scopes: Vec::new(),
+        };
+        let rules = RouteRules::new(vec![rule]);
+        let mut json = HeaderMap::new();
+        json.insert("content-type", http::HeaderValue::from_static("application/json"));
+        assert!(rules.find_for("/items/1", &Method::POST, &json, Some("_method=DELETE")).is_some());
+        assert!(rules.find_for("/items/1", &Method::POST, &json, Some("x=1&_method=delete")).is_some());
+        let mut form = HeaderMap::new();
+        form.insert("content-type", http::HeaderValue::from_static("application/x-www-form-urlencoded"));
+        assert!(rules.find_for("/items/1", &Method::POST, &form, None).is_some());
+        form.insert("content-type", http::HeaderValue::from_static("multipart/form-data; boundary=x"));
+        assert!(rules.find_for("/items/1", &Method::POST, &form, None).is_some());
+        // A POST body with no Content-Type may still be read as a form by a lenient framework.
+        assert!(rules.find_for("/items/1", &Method::POST, &HeaderMap::new(), None).is_none());
+        let mut untyped = HeaderMap::new();
+        untyped.insert("content-length", http::HeaderValue::from_static("12"));
+        assert!(rules.find_for("/items/1", &Method::POST, &untyped, None).is_some());
     }
 }

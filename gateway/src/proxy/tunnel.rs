@@ -26,7 +26,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use super::{respond, upgrade};
+use pingora::{Error, ErrorType, Result};
+
+use super::{respond, upgrade, Gateway, Live, RequestCtx};
 use crate::channel::event::StatusEvent;
 use crate::channel::hub::Membership;
 use crate::config::types::ProviderName;
@@ -155,5 +157,47 @@ where
         }
         Some(Ok(m)) => to.send(m).await.is_ok(),
         Some(Err(_)) | None => false,
+    }
+}
+impl Gateway {
+    /// A WebSocket upgrade to the upstream, relayed by the gateway (`proxy::tunnel`); one that
+    /// carries an identity is closed with 1008 when that identity's tokens go away.
+    pub(super) async fn tunnel(&self, live: &Live, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let watch = match ctx.tokens.as_ref().map(|t| t.identity.provider.clone()) {
+            None => None,
+            Some(provider) => {
+                let Ok(Some(sid)) = live.auth.session_of(&session.req_header().headers).await else {
+                    // Tokens come only from a session cookie, so this cannot happen; refuse rather than relay unwatched.
+                    return respond::write(session, respond::proxy_failure(502, true)).await;
+                };
+                let watch = self.channel.server.hub().watch(sid, "upstream_websocket");
+                // Re-check after joining: an expiry between the route check and the join is not missed.
+                if !matches!(live.auth.store().tokens(&sid, &provider).await, Ok(Some(_))) {
+                    let body = serde_json::json!({"error": "authentication_required", "message": "the session's sign-in expired"});
+                    return respond::write(session, respond::LocalResponse::json(401, &body)).await;
+                }
+                Some((watch, provider))
+            }
+        };
+        let Some(peer) = self.upstreams.next_peer(true) else {
+            return respond::write(session, respond::proxy_failure(502, true)).await;
+        };
+        ctx.upstream = Some(peer._address.to_string());
+        let mut head = session.req_header().clone();
+        self.add_upstream_headers(&mut head, ctx)?;
+        head.remove_header(&http::header::SEC_WEBSOCKET_EXTENSIONS);
+        if head.headers.get(http::header::HOST).is_none() {
+            if let Some(host) = ctx.host.clone() {
+                head.insert_header(http::header::HOST, host)?;
+            }
+        }
+        let mut parts = head.as_owned_parts();
+        // The WebSocket client wants an absolute ws:// URI; only its path and query are sent.
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = format!("ws://upstream{target}")
+            .parse()
+            .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "bad request target"))?;
+        let request = http::Request::from_parts(parts, ());
+        serve(session, &self.ws_connector, &peer, request, watch).await
     }
 }

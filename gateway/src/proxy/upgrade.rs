@@ -44,6 +44,7 @@ pub(super) async fn serve(
     session: &mut Session,
     server: Arc<ChannelServer>,
     sid: Option<SessionId>,
+    client: Option<std::net::IpAddr>,
 ) -> pingora::Result<u16> {
     let req = session.req_header();
     let key = req.headers.get(http::header::SEC_WEBSOCKET_KEY).map(|k| derive_accept_key(k.as_bytes()));
@@ -56,6 +57,15 @@ pub(super) async fn serve(
     };
     let path = req.uri.path().to_owned();
     let query = req.uri.query().map(str::to_owned);
+    let permit = match server.admit_upgrade(&path, query.as_deref(), client, sid) {
+        Ok(permit) => permit,
+        Err(limit) => {
+            let refusal = respond::over_limit(limit);
+            let status = refusal.response.status;
+            respond::write_refusal(session, refusal).await?;
+            return Ok(status);
+        }
+    };
     let mut resp = ResponseHeader::build(101, Some(3))?;
     resp.insert_header(http::header::UPGRADE, "websocket")?;
     resp.insert_header(http::header::CONNECTION, "Upgrade")?;
@@ -63,7 +73,7 @@ pub(super) async fn serve(
     session.write_response_header(Box::new(resp), false).await?;
 
     if let Some(upgraded) = detach(session, &path).await? {
-        tokio::spawn(async move { server.serve_upgraded(upgraded, &path, query.as_deref(), sid).await });
+        tokio::spawn(async move { server.serve_upgraded(upgraded, &path, query.as_deref(), sid, permit).await });
     }
     Ok(101)
 }

@@ -22,11 +22,26 @@ pub(super) struct ChannelGateway {
 
 impl ChannelGateway {
     pub(super) async fn start(channel_keys: &[&str], session_keys: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(channel_keys, session_keys, &[]).await
+    }
+
+    /// A gateway for tests that open more sockets from 127.0.0.1 than one client address may
+    /// (the per-client connection and channel limits are not what they test).
+    pub(super) async fn start_for_many(channel_keys: &[&str]) -> anyhow::Result<Self> {
+        let mut channel = channel_keys.to_vec();
+        channel.push("max_sockets_per_client = 100000");
+        Self::start_with(&channel, &[], &["max_connections_per_client = 100000", "max_connections = 100000"]).await
+    }
+
+    async fn start_with(channel_keys: &[&str], session_keys: &[&str], server_keys: &[&str]) -> anyhow::Result<Self> {
         let echo = EchoUpstream::start("app").await?;
         let admin = ports::free_addr()?;
         let mut config = dev_config(echo.addr(), channel_keys)?.server_key(&format!("admin_listen = \"{admin}\""));
         for line in session_keys {
             config = config.session_key(line);
+        }
+        for line in server_keys {
+            config = config.server_key(line);
         }
         Ok(Self { gw: TestGateway::with_toml(config).start().await?, admin, _echo: echo })
     }
@@ -417,7 +432,8 @@ async fn thousand_sockets_over_100_sessions_get_exactly_their_events() -> anyhow
     // Four descriptors per socket in this process (client, gateway downstream, both ends of the
     // channel hop), doubled for the tests running alongside.
     gateway_tests::limits::ensure_open_files(8 * (SESSIONS * SOCKETS_PER_SESSION) as u64)?;
-    let cg = ChannelGateway::start(&[], &[]).await?;
+    // Every socket comes from 127.0.0.1: lift the per-client limits this test is not about.
+    let cg = ChannelGateway::start_for_many(&[]).await?;
     let mut browsers =
         join_all((0..SESSIONS).map(|_| cg.browser())).await.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     let endpoint = cg.gw.endpoint();

@@ -14,9 +14,10 @@
 //! | upstream killed, restarted on its port | 502 `bad_gateway`, only during the outage | gateway routes and sign-ins 2xx |
 //! | Redis killed, restarted on its port | protected routes 503 `temporarily_unavailable` (fail closed) | public routes 2xx |
 //!
-//! Run with `--nocapture` to see the counts (`faults: …` lines). Nothing here asserts on speed;
-//! every wait is bounded.
+//! Run with `--nocapture` to see the counts (`faults: …` lines, the admission counters of
+//! `gateway_limit_refusals_total` among them). Nothing here asserts on speed; every wait is bounded.
 
+use std::net::SocketAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -28,7 +29,7 @@ use gateway_tests::idp::{TestIdp, CLIENT_ID, CLIENT_SECRET};
 use gateway_tests::load::{describe_failure_span, describe_failures, Load, Outcome, Probe, Sample, Tally};
 use gateway_tests::redis_server::RedisServer;
 use gateway_tests::signin::{dev_config, Browser, Page};
-use gateway_tests::{eventually, Echo, EchoUpstream, Endpoint, TestGateway};
+use gateway_tests::{eventually, metrics, Echo, EchoUpstream, Endpoint, GatewayConfig, TestGateway};
 use reqwest::header::{ACCEPT, COOKIE};
 use serde_json::Value;
 
@@ -48,15 +49,36 @@ const AFFECTED_SIGN_INS: usize = 5;
 
 /// The dev provider (`/api/` needs it) plus the test IdP as `idp` by OIDC discovery (`/idp/`
 /// needs it); every other path is public.
-async fn provider_gateway(idp: &TestIdp, upstream: &EchoUpstream) -> anyhow::Result<TestGateway> {
-    let config = dev_config(upstream.addr(), &[])?
+async fn provider_gateway(idp: &TestIdp, upstream: &EchoUpstream) -> anyhow::Result<(TestGateway, SocketAddr)> {
+    let (config, admin) = with_admin(dev_config(upstream.addr(), &[])?)?;
+    let config = config
         .extra(&format!(
             "[providers.idp]\nkind = \"oidc\"\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\n\
              client_secret = \"env:IDP_SECRET\"\nscopes = [\"openid\", \"email\", \"profile\"]\n",
             idp.issuer()
         ))
         .extra("[[routes]]\nprefix = \"/idp/\"\nrequire = [\"idp\"]\n");
-    TestGateway::with_toml(config).env("IDP_SECRET", CLIENT_SECRET).start().await
+    Ok((TestGateway::with_toml(config).env("IDP_SECRET", CLIENT_SECRET).start().await?, admin))
+}
+
+/// `config` with an admin listener on a free port, and that port's address.
+fn with_admin(config: GatewayConfig) -> anyhow::Result<(GatewayConfig, SocketAddr)> {
+    let admin = gateway_tests::ports::free_addr()?;
+    Ok((config.server_key(&format!("admin_listen = \"{admin}\"")), admin))
+}
+
+/// The admission counters for a `faults:` line: what each limit refused or cut (a fault of a
+/// dependency should move none of them), and the open connections.
+async fn limits_line(admin: SocketAddr) -> String {
+    let Ok(text) = metrics::scrape(admin).await else { return "limits: metrics unavailable".to_owned() };
+    let counts: Vec<String> = gateway::metrics::Limit::ALL
+        .iter()
+        .map(|l| {
+            format!("{}={}", l.label(), metrics::value(&text, "gateway_limit_refusals_total", &[("limit", l.label())]))
+        })
+        .collect();
+    let open = metrics::value(&text, "gateway_open_connections", &[]);
+    format!("limit refusals {}; open connections {open}", counts.join(" "))
 }
 
 /// The popup flow with the test IdP (which answers at once): the completion page.
@@ -147,7 +169,7 @@ async fn provider_bystanders(gw: &TestGateway, idp_session: bool) -> anyhow::Res
 /// `temporarily_unavailable`, naming the token endpoint) while nobody else notices.
 async fn token_endpoint_fault(what: &str, inject: impl Fn(&TestIdp)) -> anyhow::Result<()> {
     let (idp, upstream) = (TestIdp::start().await, EchoUpstream::start("app").await?);
-    let gw = provider_gateway(&idp, &upstream).await?;
+    let (gw, admin) = provider_gateway(&idp, &upstream).await?;
     let load = Load::start(gw.endpoint(), provider_bystanders(&gw, true).await?)?;
     load.run_for(WARM_UP).await?;
 
@@ -179,6 +201,7 @@ async fn token_endpoint_fault(what: &str, inject: impl Fn(&TestIdp)) -> anyhow::
          recovered: the next sign-in 200",
         affected.len()
     );
+    println!("faults: {what}: {}", limits_line(admin).await);
     ensure!(all.non_2xx() == 0, "{what}: bystanders were refused:\n{}", describe_failures(&samples, Sample::is_2xx));
     Ok(())
 }
@@ -207,7 +230,7 @@ async fn jwks_unreachable_fails_its_sign_ins_clearly_and_recovers_when_it_return
     // The key set is away from the start: the gateway, which fetches every provider's keys once
     // when it starts (readiness), holds none of them.
     idp.unreachable("/jwks");
-    let gw = provider_gateway(&idp, &upstream).await?;
+    let (gw, admin) = provider_gateway(&idp, &upstream).await?;
     let load = Load::start(gw.endpoint(), provider_bystanders(&gw, false).await?)?;
     load.run_for(WARM_UP).await?;
 
@@ -267,6 +290,7 @@ async fn jwks_unreachable_fails_its_sign_ins_clearly_and_recovers_when_it_return
         refused.len(),
         cached.len()
     );
+    println!("faults: JWKS unreachable: {}", limits_line(admin).await);
     ensure!(all.non_2xx() == 0, "bystanders were refused:\n{}", describe_failures(&samples, Sample::is_2xx));
     Ok(())
 }
@@ -274,7 +298,8 @@ async fn jwks_unreachable_fails_its_sign_ins_clearly_and_recovers_when_it_return
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_killed_and_restarted_gives_502_only_during_the_outage() -> anyhow::Result<()> {
     let upstream = EchoUpstream::start("app").await?;
-    let gw = TestGateway::with_toml(dev_config(upstream.addr(), &[])?).start().await?;
+    let (config, admin) = with_admin(dev_config(upstream.addr(), &[])?)?;
+    let gw = TestGateway::with_toml(config).start().await?;
     let mut probes = Vec::new();
     for user in ["ada", "bob"] {
         let browser = dev_user(gw.endpoint(), user).await?;
@@ -348,6 +373,7 @@ async fn upstream_killed_and_restarted_gives_502_only_during_the_outage() -> any
         (recovered - killed).as_secs_f64(),
         upstream.requests()
     );
+    println!("faults: upstream killed and restarted: {}", limits_line(admin).await);
     ensure!(
         local.non_2xx() == 0,
         "gateway routes failed:\n{}",
@@ -375,7 +401,7 @@ async fn upstream_killed_and_restarted_gives_502_only_during_the_outage() -> any
 async fn redis_killed_and_restarted_fails_closed_on_protected_routes_only_and_recovers() -> anyhow::Result<()> {
     let mut redis = RedisServer::start_persistent().await?;
     let upstream = EchoUpstream::start("app").await?;
-    let config = dev_config(upstream.addr(), &[])?.extra(&redis.store_table("gateway:"));
+    let (config, admin) = with_admin(dev_config(upstream.addr(), &[])?.extra(&redis.store_table("gateway:")))?;
     let gw = TestGateway::with_toml(config).start().await?;
     let channels = ["gateway:ev".to_owned(), "gateway:inv".to_owned()];
     redis.wait_subscribers(&channels, 1, CHANGE_WITHIN).await?;
@@ -441,6 +467,7 @@ async fn redis_killed_and_restarted_fails_closed_on_protected_routes_only_and_re
         (restarted - killed).as_secs_f64(),
         (recovered - killed).as_secs_f64()
     );
+    println!("faults: Redis killed and restarted: {}", limits_line(admin).await);
     ensure!(
         public_tally.non_2xx() == 0,
         "public routes failed:\n{}",

@@ -7,6 +7,7 @@
 //! - `rss.rs`: `/proc/PID/status` readings
 //! - `sessions.rs`, `sockets.rs`, `latency.rs`: the three memory phases
 //! - `soak.rs`: minutes of mixed traffic (`benches/run --soak MINUTES`)
+//! - `limits.rs`: the admission counters (`gateway_limit_refusals_total`) a phase moved
 //!
 //! ```text
 //! memory --url http://127.0.0.1:P --pid PID [--admin http://127.0.0.1:A] sessions --count 100000
@@ -17,6 +18,7 @@
 
 mod client;
 mod latency;
+mod limits;
 mod rss;
 mod sessions;
 mod soak;

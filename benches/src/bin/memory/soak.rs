@@ -106,6 +106,10 @@ pub(crate) async fn run(gateway: &Gateway, pid: u32, admin: Option<&str>, plan: 
     let sse = reqwest::Client::builder().no_proxy().connect_timeout(EVENT_WAIT).build()?;
     let began = Instant::now();
     let deadline = began + plan.duration;
+    let refusals_before = match admin {
+        Some(a) => Some(crate::limits::refusals(gateway, a).await?),
+        None => None,
+    };
     let gateway_view_before = match admin {
         Some(a) => gateway_statuses(gateway, a).await?,
         None => BTreeMap::new(),
@@ -163,8 +167,12 @@ pub(crate) async fn run(gateway: &Gateway, pid: u32, admin: Option<&str>, plan: 
         None => None,
     };
 
+    let limits = match (admin, refusals_before) {
+        (Some(a), Some(before)) => crate::limits::section(&before, &crate::limits::refusals(gateway, a).await?),
+        _ => String::new(),
+    };
     let t = tally.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(report(plan, &t, &samples, &at_end, &drained, gateway_view.as_ref()))
+    Ok(report(plan, &t, &samples, &at_end, &drained, gateway_view.as_ref()) + &limits)
 }
 
 /// The status channel of one user: a reader task forwards event names, so the socket is read

@@ -17,4 +17,4 @@ mod polling;
 mod session;
 
 pub use polling::{PollReply, Query};
-pub use session::SocketIo;
+pub use session::{EngineLimits, SocketIo};

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::engine_io::{decode_payload, encode_payload, Version};
 use super::session::{SocketIo, MAX_PAYLOAD};
+use crate::channel::admission::EntryPermit;
 use crate::session::SessionId;
 
 /// The Engine.IO query of a request.
@@ -51,23 +52,33 @@ pub struct PollReply {
     pub content_type: &'static str,
     /// Body.
     pub body: Vec<u8>,
+    /// `Retry-After`, in seconds.
+    pub retry_after: Option<u32>,
 }
 
 fn error(status: u16, code: u8, message: &str) -> PollReply {
     let body = serde_json::json!({"code": code, "message": message}).to_string().into_bytes();
-    PollReply { status, content_type: "application/json", body }
+    PollReply { status, content_type: "application/json", body, retry_after: None }
 }
 
 impl SocketIo {
-    /// `GET`: a handshake without `sid`, else a long-poll.
-    pub async fn poll_get(self: &Arc<Self>, q: &Query, owner: Option<SessionId>) -> PollReply {
+    /// `GET`: a handshake (holding `permit`, its place among the channel's entries) without
+    /// `sid`, else a long-poll.
+    pub async fn poll_get(
+        self: &Arc<Self>,
+        q: &Query,
+        owner: Option<SessionId>,
+        permit: Option<EntryPermit>,
+    ) -> PollReply {
         let Some(version) = q.version() else { return error(400, 5, "Unsupported protocol version") };
         if q.transport.as_deref() != Some("polling") {
             return error(400, 0, "Transport unknown");
         }
         let Some(sid) = &q.sid else {
             let binary = version == Version::V3 && !q.b64;
-            let Some(s) = self.open(version, binary, owner) else { return error(503, 0, "Server busy") };
+            let Some(s) = self.open(version, binary, owner, permit) else {
+                return PollReply { retry_after: Some(1), ..error(503, 0, "Server busy") };
+            };
             let mut packets = vec![self.open_packet(&s)];
             if version == Version::V3 {
                 // socket.io 1.x/2.x connect the default namespace implicitly.
@@ -75,7 +86,7 @@ impl SocketIo {
                 packets.extend(s.take_all());
             }
             let (ct, body) = encode_payload(version, s.binary, &packets);
-            return PollReply { status: 200, content_type: ct, body };
+            return PollReply { status: 200, content_type: ct, body, retry_after: None };
         };
         let Some(s) = self.find(sid, owner) else { return error(400, 1, "Session ID unknown") };
         if s.lock().upgraded {
@@ -110,7 +121,7 @@ impl SocketIo {
             st.last_seen = Instant::now();
         }
         let (ct, body) = encode_payload(version, s.binary, &packets);
-        PollReply { status: 200, content_type: ct, body }
+        PollReply { status: 200, content_type: ct, body, retry_after: None }
     }
 
     /// `POST`: packets from the client.
@@ -127,7 +138,7 @@ impl SocketIo {
                 for p in packets {
                     self.handle_packet(&s, &p);
                 }
-                PollReply { status: 200, content_type: "text/html", body: b"ok".to_vec() }
+                PollReply { status: 200, content_type: "text/html", body: b"ok".to_vec(), retry_after: None }
             }
             Err(_) => {
                 s.close();

@@ -13,13 +13,23 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::engine_io::{parse_packet, PacketType, Version};
 use super::packet::{self, ClientPacket};
+use crate::channel::admission::EntryPermit;
 use crate::channel::{websocket::ws_config, Hub, SignedIn, StatusEvent};
+use crate::metrics::{Limit, Metrics};
 use crate::session::{random_token, SessionId};
 
 /// Packets queued for one client before it counts as too slow and is dropped.
 const MAX_QUEUE: usize = 64;
-/// Engine.IO sessions alive at once (all clients).
-const MAX_SESSIONS: usize = 100_000;
+/// Limits of the Engine.IO session table.
+#[derive(Clone)]
+pub struct EngineLimits {
+    /// Sessions alive at once, all clients together (`channel.max_sockets`).
+    pub max_sessions: usize,
+    /// Time a session has to join before it is closed (`channel.join_timeout`).
+    pub join_timeout: Duration,
+    /// Counts refusals and sessions closed unjoined.
+    pub metrics: Option<Metrics>,
+}
 /// pingTimeout advertised (v4: the client's allowance for our ping; v3: ours for its ping).
 const PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// maxPayload advertised and enforced on POST bodies and frames.
@@ -30,6 +40,8 @@ pub(super) struct State {
     pub(super) polling: bool,
     pub(super) upgraded: bool,
     pub(super) connected: bool,
+    /// The client came back after the handshake (a poll, a POST, or a websocket).
+    pub(super) returned: bool,
     pub(super) last_seen: Instant,
 }
 
@@ -42,6 +54,8 @@ pub(super) struct EngineSession {
     pub(super) state: Mutex<State>,
     pub(super) notify: Notify,
     closed: watch::Sender<bool>,
+    /// This session's place among its client's and session's channel entries.
+    _permit: Option<EntryPermit>,
 }
 
 impl EngineSession {
@@ -82,12 +96,24 @@ pub struct SocketIo {
     hub: Arc<Hub>,
     signed_in: Arc<dyn SignedIn>,
     pub(super) ping_interval: Duration,
+    limits: EngineLimits,
 }
 
 impl SocketIo {
     /// An endpoint publishing `hub`'s events.
-    pub fn new(hub: Arc<Hub>, signed_in: Arc<dyn SignedIn>, ping_interval: Duration) -> Arc<Self> {
-        Arc::new(Self { sessions: Mutex::new(HashMap::new()), hub, signed_in, ping_interval })
+    pub fn new(
+        hub: Arc<Hub>,
+        signed_in: Arc<dyn SignedIn>,
+        ping_interval: Duration,
+        limits: EngineLimits,
+    ) -> Arc<Self> {
+        Arc::new(Self { sessions: Mutex::new(HashMap::new()), hub, signed_in, ping_interval, limits })
+    }
+
+    fn count(&self, limit: Limit) {
+        if let Some(m) = &self.limits.metrics {
+            m.refuse(limit);
+        }
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<EngineSession>>> {
@@ -97,15 +123,19 @@ impl SocketIo {
     /// The session `sid`, if it exists and belongs to `owner`.
     pub(super) fn find(&self, sid: &str, owner: Option<SessionId>) -> Option<Arc<EngineSession>> {
         let s = self.map().get(sid).cloned()?;
-        (s.owner == owner && !s.is_closed()).then_some(s)
+        let found = (s.owner == owner && !s.is_closed()).then_some(s)?;
+        found.lock().returned = true;
+        Some(found)
     }
 
-    /// Creates a session and its heartbeat task; `None` when at capacity.
+    /// Creates a session holding `permit` and its heartbeat task; `None` when the table is full
+    /// (`channel.max_sockets`, counted).
     pub(super) fn open(
         self: &Arc<Self>,
         version: Version,
         binary: bool,
         owner: Option<SessionId>,
+        permit: Option<EntryPermit>,
     ) -> Option<Arc<EngineSession>> {
         let sid = random_token(15)?;
         let (closed, _) = watch::channel(false);
@@ -114,6 +144,7 @@ impl SocketIo {
             polling: false,
             upgraded: false,
             connected: false,
+            returned: false,
             last_seen: Instant::now(),
         };
         let s = Arc::new(EngineSession {
@@ -124,10 +155,13 @@ impl SocketIo {
             state: Mutex::new(state),
             notify: Notify::new(),
             closed,
+            _permit: permit,
         });
         {
             let mut map = self.map();
-            if map.len() >= MAX_SESSIONS {
+            if map.len() >= self.limits.max_sessions {
+                drop(map);
+                self.count(Limit::ChannelTotal);
                 return None;
             }
             map.insert(sid, Arc::clone(&s));
@@ -147,14 +181,29 @@ impl SocketIo {
         format!("0{open}")
     }
 
-    /// v4: ping every interval; both: close a session silent for interval + timeout.
+    /// v4: ping every interval; both: close a session silent for interval + timeout, and one
+    /// that has not joined (connected, and come back after the handshake) within
+    /// `channel.join_timeout`, so handshakes that go nowhere free their place in seconds.
     async fn heartbeat(self: Arc<Self>, s: Arc<EngineSession>) {
         let mut closed = s.closed.subscribe();
         let mut ticker = tokio::time::interval(self.ping_interval);
         ticker.tick().await;
+        let join_deadline = tokio::time::sleep(self.limits.join_timeout);
+        tokio::pin!(join_deadline);
+        let mut joined = false;
         loop {
             tokio::select! {
                 _ = closed.changed() => break,
+                _ = &mut join_deadline, if !joined => {
+                    let state = s.lock();
+                    joined = state.connected && state.returned;
+                    drop(state);
+                    if !joined {
+                        self.count(Limit::JoinTimeout);
+                        s.close();
+                        break;
+                    }
+                }
                 _ = ticker.tick() => {
                     let silent = s.lock().last_seen.elapsed() > self.ping_interval + PING_TIMEOUT;
                     if silent {
@@ -231,8 +280,14 @@ impl SocketIo {
     }
 
     /// Runs the websocket transport: a fresh session (`sid` absent) or an upgrade of a polling one.
-    pub async fn websocket<S>(self: Arc<Self>, io: S, version: Version, sid: Option<String>, owner: Option<SessionId>)
-    where
+    pub async fn websocket<S>(
+        self: Arc<Self>,
+        io: S,
+        version: Version,
+        sid: Option<String>,
+        owner: Option<SessionId>,
+        permit: Option<EntryPermit>,
+    ) where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config_socketio())).await;
@@ -248,7 +303,9 @@ impl SocketIo {
                 s
             }
             None => {
-                let Some(s) = self.open(version, false, owner) else { return };
+                let Some(s) = self.open(version, false, owner, permit) else { return };
+                // A websocket from the start has come back by being here.
+                s.lock().returned = true;
                 if ws.send(Message::Text(self.open_packet(&s).into())).await.is_err() {
                     s.close();
                     return;

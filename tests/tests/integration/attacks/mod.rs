@@ -11,9 +11,14 @@
 //! - [`smuggling`]: framing attacks over raw TCP, header limits, idle and slow connections
 //! - [`binding`]: a sign-in reaches only the task pane that started it; who may sign in and pass
 //! - [`channel`]: cross-site WebSocket hijacking, hostile socket.io traffic, join floods
+//! - [`cross_site`]: cross-site requests without `Origin` (Fetch Metadata), no identity
+//! - [`dos`]: one client denying service to others: connection floods, slow heads and bodies,
+//!   Engine.IO handshake floods, each with a bystander served throughout
 
 mod binding;
 mod channel;
+mod cross_site;
+mod dos;
 mod header_trust;
 mod open_redirect;
 mod route_bypass;
@@ -52,6 +57,16 @@ impl Target {
     pub(crate) async fn start(adjust: impl FnOnce(GatewayConfig) -> GatewayConfig) -> anyhow::Result<Self> {
         let echo = EchoUpstream::start("app").await?;
         let gw = TestGateway::with_toml(adjust(dev_config(echo.addr(), &[])?)).start().await?;
+        Ok(Self { echo, gw })
+    }
+
+    /// [`Target::start`] with `[channel]` lines added to the table [`dev_config`] writes.
+    pub(crate) async fn start_with_channel(
+        channel: &[&str],
+        adjust: impl FnOnce(GatewayConfig) -> GatewayConfig,
+    ) -> anyhow::Result<Self> {
+        let echo = EchoUpstream::start("app").await?;
+        let gw = TestGateway::with_toml(adjust(dev_config(echo.addr(), channel)?)).start().await?;
         Ok(Self { echo, gw })
     }
 

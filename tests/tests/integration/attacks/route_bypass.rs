@@ -286,3 +286,42 @@ async fn every_spelling_of_the_bot_path_has_its_bot_token_checked() -> anyhow::R
     assert!(bot.activities().is_empty(), "requests without a bot token reached the bot: {:?}", bot.activities());
     Ok(())
 }
+
+// Guards against method-override bypasses of method-limited rules (Rails, Laravel and Symfony
+// read `_method` from a POST's form body or the query as the real method): a rule limited to
+// `DELETE` also meets `POST ?_method=DELETE` and a form `POST`, which get 401 without a sign-in
+// and never reach the upstream; a JSON `POST` stays public; the signed-in user, a bystander,
+// keeps being served (latency printed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_override_parameters_meet_method_limited_rules() -> anyhow::Result<()> {
+    use gateway_tests::load::{describe_failures, Latency, Load, Probe, Sample, Tally};
+    let target =
+        Target::start(|c| c.extra("[[routes]]\nprefix = \"/items/\"\nmethods = [\"DELETE\"]\nrequire = [\"dev\"]\n"))
+            .await?;
+    let mut user = Browser::new(target.gw.endpoint())?;
+    user.sign_in_dev("ada").await?;
+    let load = Load::start(target.gw.endpoint(), vec![Probe::with_cookie("user", "/api/whoami", &user, Some("ada"))?])?;
+    load.run_for(20).await?;
+
+    let before = target.echo.targets().len();
+    let mut anonymous = Browser::new(target.gw.endpoint())?;
+    let json = [("Content-Type", "application/json")];
+    let query = anonymous.send(http::Method::POST, "/items/1?_method=DELETE", &json, None).await?;
+    assert_eq!(query.status, 401, "POST ?_method=DELETE: {}", query.body);
+    let form = anonymous.send(http::Method::POST, "/items/1", &[], Some(&[("_method", "DELETE")])).await?;
+    assert_eq!(form.status, 401, "a form POST with _method=DELETE: {}", form.body);
+    let header = anonymous.send(http::Method::POST, "/items/1", &[("X-HTTP-Method-Override", "DELETE")], None).await?;
+    assert_eq!(header.status, 401, "X-HTTP-Method-Override: DELETE: {}", header.body);
+    let reached: Vec<String> = target.targets_since(before).into_iter().filter(|t| t.contains("/items")).collect();
+    assert_eq!(reached, Vec::<String>::new(), "an overridden DELETE reached the upstream");
+    let plain = anonymous.send(http::Method::POST, "/items/1", &json, None).await?;
+    assert_eq!(plain.status, 200, "a JSON POST is not limited by the DELETE rule: {}", plain.body);
+    let signed = user.send(http::Method::POST, "/items/1", &[], Some(&[("_method", "DELETE")])).await?;
+    assert_eq!(signed.echo()?.header("x-forwarded-user").as_deref(), Some("ada"), "{}", signed.body);
+
+    let samples = load.finish().await?;
+    let tally = Tally::of(&samples);
+    println!("route_bypass: method overrides: bystander {tally}; latency {}", Latency::of(&samples));
+    assert_eq!(tally.non_2xx(), 0, "{tally}:\n{}", describe_failures(&samples, Sample::is_2xx));
+    Ok(())
+}

@@ -237,7 +237,8 @@ async fn no_secret_reaches_a_log_line_a_page_or_a_json_answer() -> anyhow::Resul
         .extra("[channel]\nsocketio_path = \"/socket.io/\"\n");
     let gw = TestGateway::with_toml(toml)
         .env("IDP_SECRET", CLIENT_SECRET)
-        .env("RUST_LOG", "info,gateway=debug")
+        // Every level of every crate: Pingora's trace and debug lines dump request heads.
+        .env("RUST_LOG", "trace")
         .spawn_binary()
         .await?;
     let mut secrets: Vec<(String, String)> = vec![("client secret".into(), CLIENT_SECRET.into())];
