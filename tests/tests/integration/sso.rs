@@ -8,6 +8,7 @@ use anyhow::Context;
 use gateway_tests::entra::{
     EntraStandIn, OboMode, Signer, TokenSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_OID, DEFAULT_USERNAME,
 };
+use gateway_tests::redis_server::RedisServer;
 use gateway_tests::signin::Browser;
 use gateway_tests::{Echo, EchoUpstream, GatewayConfig, TestGateway};
 use serde_json::json;
@@ -23,21 +24,27 @@ struct Sso {
     gw: TestGateway,
 }
 
+/// The provider and routes of [`Sso`], for `entra` at `authority`, plus `extra` lines.
+fn sso_tables(authority: &str, tenant: &str, extra: &str) -> String {
+    format!(
+        "[providers.entra]\nkind = \"entra\"\ntenant = \"{tenant}\"\nauthority = \"{authority}\"\n\
+         client_id = \"{DEFAULT_CLIENT_ID}\"\nclient_secret = \"env:ENTRA_SECRET\"\naccept_bearer = true\n{extra}\n\
+         [[routes]]\nprefix = \"/api/\"\nrequire = [\"entra\"]\n\
+         [[routes]]\nprefix = \"/graph/\"\nrequire = [\"entra\"]\nobo_scopes = [\"{GRAPH_SCOPE}\"]\n"
+    )
+}
+
 impl Sso {
     /// A gateway with provider `entra` at the stand-in (`tenant`, plus `extra` provider keys),
     /// `/api/` requiring it and `/graph/` forwarding an on-behalf-of token for Graph.
     async fn start(tenant: &str, extra: &str) -> anyhow::Result<Self> {
         let entra = EntraStandIn::start().await?;
         let echo = EchoUpstream::start("app").await?;
-        let toml = GatewayConfig::on_free_port(&[echo.addr()])?
-            .plain_http_cookies()
-            .extra(&format!(
-                "[providers.entra]\nkind = \"entra\"\ntenant = \"{tenant}\"\nauthority = \"{}\"\n\
-                 client_id = \"{DEFAULT_CLIENT_ID}\"\nclient_secret = \"env:ENTRA_SECRET\"\naccept_bearer = true\n{extra}\n",
-                entra.authority()
-            ))
-            .extra("[[routes]]\nprefix = \"/api/\"\nrequire = [\"entra\"]\n")
-            .extra(&format!("[[routes]]\nprefix = \"/graph/\"\nrequire = [\"entra\"]\nobo_scopes = [\"{GRAPH_SCOPE}\"]\n"));
+        let toml = GatewayConfig::on_free_port(&[echo.addr()])?.plain_http_cookies().extra(&sso_tables(
+            &entra.authority(),
+            tenant,
+            extra,
+        ));
         let gw = TestGateway::with_toml(toml).env("ENTRA_SECRET", DEFAULT_CLIENT_SECRET).start().await?;
         Ok(Self { entra, echo, gw })
     }
@@ -232,5 +239,133 @@ async fn a_bearer_from_another_origin_is_no_ambient_credential_and_passes() -> a
     browser.session_info().await?;
     let page = browser.send(reqwest::Method::GET, "/api/x", &[("origin", "https://addin.example")], None).await?;
     assert_eq!(page.status, 403);
+    Ok(())
+}
+
+/// Two gateways on one Redis, in front of `echo`, with single sign-on at `entra`; `teams` adds a
+/// `[teams]` table with `sso = true` (bot tokens not checked: this is about the token exchange).
+async fn two_on_redis(
+    redis: &RedisServer,
+    entra: &EntraStandIn,
+    echo: &EchoUpstream,
+    teams: bool,
+) -> anyhow::Result<(TestGateway, TestGateway)> {
+    let mut gateways = Vec::new();
+    for _ in 0..2 {
+        let mut config = GatewayConfig::on_free_port(&[echo.addr()])?
+            .plain_http_cookies()
+            .extra(&redis.store_table("sso:"))
+            .extra(&sso_tables(
+                &entra.authority(),
+                T1,
+                &format!("api_audiences = [\"{DEFAULT_CLIENT_ID}\", \"{BOT_AUDIENCE}\"]"),
+            ));
+        if teams {
+            config = config.extra(&format!(
+                "[teams]\nbot_path = \"/bot/messages\"\nprovider = \"entra\"\napp_id = \"{DEFAULT_CLIENT_ID}\"\n\
+                 verify_bot_token = false\nsso = true\nscopes = [\"{GRAPH_SCOPE}\"]\n"
+            ));
+        }
+        gateways.push(TestGateway::with_toml(config).env("ENTRA_SECRET", DEFAULT_CLIENT_SECRET).start().await?);
+    }
+    let b = gateways.pop().context("no gateway B")?;
+    Ok((gateways.pop().context("no gateway A")?, b))
+}
+
+/// The Application ID URI of a Teams bot whose app registration is the add-in API's (v1 tokens
+/// name it; v2 tokens, used here, name the client id).
+const BOT_AUDIENCE: &str = "api://botid-5f0c6a1e-7b2d-4c3e-9a8f-1d2e3f4a5b6c";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_obo_token_is_shared_by_two_gateways_on_redis() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let entra = EntraStandIn::start().await?;
+    let echo = EchoUpstream::start("app").await?;
+    let (a, b) = two_on_redis(&redis, &entra, &echo, false).await?;
+    let token = entra.access_token(&TokenSpec::new(T1, DEFAULT_CLIENT_ID));
+    let on = |gw: &TestGateway| {
+        let request = gw.client().map(|c| c.get(gw.url("/graph/me")).bearer_auth(&token));
+        async move { anyhow::Ok(Echo::parse(&request?.send().await?.bytes().await?)?) }
+    };
+    let first = on(&a).await?.header("x-forwarded-access-token").context("no OBO token on A")?;
+    let second = on(&b).await?.header("x-forwarded-access-token").context("no OBO token on B")?;
+    assert_eq!(first, second, "B exchanged again instead of using A's token from Redis");
+    assert_eq!(entra.obo_requests(), 1);
+    let keys = redis.keys("sso:v:*").await?;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let stored = redis.get_raw(&keys[0]).await?.context("the OBO entry vanished")?;
+    let probe = &first.as_bytes()[..first.len().min(40)];
+    assert!(!stored.windows(probe.len()).any(|w| w == probe), "an OBO token is readable in Redis");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teams_token_exchange_sent_to_two_gateways_is_answered_200_once_and_412_otherwise() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let entra = EntraStandIn::start().await?;
+    let echo = EchoUpstream::start("app").await?;
+    let (a, b) = two_on_redis(&redis, &entra, &echo, true).await?;
+    let good = entra.access_token(&TokenSpec::new(T1, DEFAULT_CLIENT_ID));
+    let invoke = |id: &str, token: &str| {
+        json!({"type": "invoke", "name": "signin/tokenExchange", "serviceUrl": "https://smba.trafficmanager.net/amer/",
+               "from": {"id": "29:1", "aadObjectId": DEFAULT_OID}, "channelData": {"tenant": {"id": T1}},
+               "value": {"id": id, "connectionName": "sso", "token": token}})
+        .to_string()
+    };
+    let post = |gw: &TestGateway, body: String| {
+        let request =
+            gw.client().map(|c| c.post(gw.url("/bot/messages")).header("content-type", "application/json").body(body));
+        async move { anyhow::Ok(request?.send().await?.status().as_u16()) }
+    };
+    let before = echo.targets().len();
+    for round in 0..3 {
+        let id = format!("exchange-{round}");
+        let (x, y, z) =
+            tokio::join!(post(&a, invoke(&id, &good)), post(&b, invoke(&id, &good)), post(&a, invoke(&id, &good)));
+        let mut statuses = [x?, y?, z?];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 412, 412], "round {round}");
+    }
+    assert_eq!(entra.obo_requests(), 1, "copies of an exchange were exchanged again");
+    let bad = entra.access_token(&TokenSpec::new(T1, "api://some-other-app"));
+    assert_eq!(post(&a, invoke("exchange-bad", &bad)).await?, 412);
+    assert_eq!(echo.targets()[before..], [] as [String; 0], "a token exchange reached the bot");
+
+    // The validated Teams user's query passes to the bot on either gateway, with the identity.
+    let query = json!({"type": "invoke", "name": "composeExtension/query", "serviceUrl": "https://smba.trafficmanager.net/amer/",
+                       "from": {"id": "29:1", "aadObjectId": DEFAULT_OID}, "channelData": {"tenant": {"id": T1}},
+                       "value": {"commandId": "search", "parameters": []}});
+    let resp = a
+        .client()?
+        .post(a.url("/bot/messages"))
+        .header("content-type", "application/json")
+        .body(query.to_string())
+        .send()
+        .await?;
+    let seen = Echo::parse(&resp.bytes().await?)?;
+    assert_eq!(seen.header("x-forwarded-user").as_deref(), Some(DEFAULT_OID));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_messaging_extension_query_with_an_sso_token_is_signed_in_and_forwarded_without_it() -> anyhow::Result<()> {
+    let redis = RedisServer::start().await?;
+    let entra = EntraStandIn::start().await?;
+    let echo = EchoUpstream::start("app").await?;
+    let (a, _b) = two_on_redis(&redis, &entra, &echo, true).await?;
+    let token = entra.access_token(&TokenSpec::new(T1, DEFAULT_CLIENT_ID).extra(json!({"oid": "me-user"})));
+    let query = json!({"type": "invoke", "name": "composeExtension/query", "serviceUrl": "https://smba.trafficmanager.net/amer/",
+                       "from": {"id": "29:2", "aadObjectId": "me-user"}, "channelData": {"tenant": {"id": T1}},
+                       "value": {"commandId": "search", "parameters": [], "authentication": {"token": token}}});
+    let resp = a
+        .client()?
+        .post(a.url("/bot/messages"))
+        .header("content-type", "application/json")
+        .body(query.to_string())
+        .send()
+        .await?;
+    let seen = Echo::parse(&resp.bytes().await?)?;
+    assert_eq!(seen.header("x-forwarded-user").as_deref(), Some("me-user"));
+    assert!(seen.body_len < token.len() as u64, "the SSO token reached the bot ({} bytes forwarded)", seen.body_len);
     Ok(())
 }
