@@ -22,6 +22,7 @@ struct Sso {
     entra: EntraStandIn,
     echo: EchoUpstream,
     gw: TestGateway,
+    admin: std::net::SocketAddr,
 }
 
 /// The provider and routes of [`Sso`], for `entra` at `authority`, plus `extra` lines.
@@ -40,13 +41,22 @@ impl Sso {
     async fn start(tenant: &str, extra: &str) -> anyhow::Result<Self> {
         let entra = EntraStandIn::start().await?;
         let echo = EchoUpstream::start("app").await?;
-        let toml = GatewayConfig::on_free_port(&[echo.addr()])?.plain_http_cookies().extra(&sso_tables(
-            &entra.authority(),
-            tenant,
-            extra,
-        ));
+        let admin = gateway_tests::ports::free_addr()?;
+        let toml = GatewayConfig::on_free_port(&[echo.addr()])?
+            .plain_http_cookies()
+            .server_key(&format!("admin_listen = \"{admin}\""))
+            .extra(&sso_tables(&entra.authority(), tenant, extra));
         let gw = TestGateway::with_toml(toml).env("ENTRA_SECRET", DEFAULT_CLIENT_SECRET).start().await?;
-        Ok(Self { entra, echo, gw })
+        Ok(Self { entra, echo, gw, admin })
+    }
+
+    /// `gateway_login_funnel_total{provider="entra",step}`.
+    async fn step(&self, step: &str) -> anyhow::Result<f64> {
+        let text = gateway_tests::eventually("the admin listener serves /metrics", Duration::from_secs(5), || {
+            gateway_tests::metrics::scrape(self.admin)
+        })
+        .await?;
+        Ok(gateway_tests::metrics::value(&text, "gateway_login_funnel_total", &[("provider", "entra"), ("step", step)]))
     }
 
     async fn get(&self, path: &str, token: &str) -> anyhow::Result<reqwest::Response> {
@@ -99,8 +109,12 @@ async fn a_valid_bearer_signs_the_request_in_and_every_other_one_is_refused_not_
     for garbage in ["x", "a.b.c", &"A".repeat(20_000)] {
         assert_eq!(refusal(sso.get("/api/whoami", garbage).await?).await?.0, 401, "{}", &garbage[..1]);
     }
-    // A bad bearer never falls through to the session cookie, even a signed-in one.
     assert_eq!(sso.echo.targets()[before..], [] as [String; 0], "a refused bearer reached the upstream");
+    // Metrics: each validation counted once by outcome (cache hits are not validations).
+    assert_eq!(sso.step("bearer_accepted").await?, 2.0);
+    assert_eq!(sso.step("bearer_missing_scope").await?, 1.0);
+    assert!(sso.step("bearer_invalid").await? >= 7.0);
+    assert_eq!(sso.step("bearer_expired").await?, 2.0);
     Ok(())
 }
 
@@ -185,6 +199,7 @@ async fn obo_tokens_are_forwarded_cached_and_exchanged_once_for_many_concurrent_
         assert_eq!(resp?.status(), 200);
     }
     assert_eq!(sso.entra.obo_requests(), 2, "50 concurrent requests of one user made several exchanges");
+    assert_eq!(sso.step("obo_exchanged").await?, 2.0);
     Ok(())
 }
 
