@@ -205,3 +205,35 @@ async fn credentialed_polling_gets_cors_headers_only_for_allowed_origins() -> an
     assert!(refused.headers().get("access-control-allow-origin").is_none());
     Ok(())
 }
+
+/// Engine.IO 4 upgrade with a long-poll pending (as socket.io-client has at that moment): the
+/// server's `3probe` ends the pending poll with a no-op, so the client can pause polling and
+/// finish the upgrade at once instead of after the ping interval (25 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_probe_ends_the_pending_long_poll_with_a_noop() -> anyhow::Result<()> {
+    let cg = ChannelGateway::start(&[], &[]).await?;
+    let browser = cg.browser().await?;
+    let join = cookie_join(&browser)?;
+    let Ok((link, _)) = Polling::handshake(cg.gw.endpoint(), Version::V4, false, &join, None).await? else {
+        bail!("handshake refused")
+    };
+    link.post(&["40"]).await?;
+    let connected = link.poll().await?;
+    ensure!(connected.iter().any(|p| p.starts_with("40")), "no connect answer: {connected:?}");
+    let pending = tokio::spawn({
+        let link = link.clone();
+        async move { link.poll().await }
+    });
+    // The poll must be parked on the server before the probe, as in a browser.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let url = cg.gw.ws_url(&join.target(SOCKETIO_PATH, &format!("EIO=4&transport=websocket&sid={}", link.sid())));
+    let Ok(mut ws) = channel::websocket(&url, &join.headers(None)).await? else { bail!("websocket refused") };
+    ws.send(Message::Text("2probe".into())).await?;
+    let answer = channel::next_frame(&mut ws, EVENT_WAIT).await?;
+    ensure!(matches!(&answer, Frame::Text(t) if t == "3probe"), "the probe was not answered with 3probe");
+    let ended = tokio::time::timeout(Duration::from_secs(5), pending).await;
+    let packets = ended.context("the pending long-poll was not ended by the probe")???;
+    assert_eq!(packets, ["6"], "the pending poll ended with {packets:?}, not a no-op");
+    ws.send(Message::Text("5".into())).await?;
+    Ok(())
+}

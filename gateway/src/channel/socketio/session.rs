@@ -339,6 +339,10 @@ impl SocketIo {
                     if ws.send(Message::Text("3probe".into())).await.is_err() {
                         return false;
                     }
+                    // The client now pauses polling, which waits for its pending long-poll; a
+                    // no-op ends that poll at once (as Engine.IO's reference server does), else
+                    // the upgrade waits for the ping interval before the client sends `5`.
+                    s.push("6".to_owned());
                 }
                 Some(Ok(Message::Text(t))) if t.as_str() == "5" => {
                     let mut st = s.lock();
