@@ -66,7 +66,7 @@ impl Identity {
 }
 
 /// Tokens of one session at one provider. `Debug` never shows a token.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StoredTokens {
     /// Who.
     pub identity: Identity,

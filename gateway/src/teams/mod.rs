@@ -30,8 +30,9 @@ use moka::future::Cache;
 use ring::hmac;
 
 use crate::config::TeamsConfig;
+use crate::session::SessionId;
 use crate::session::{Keyring, Purpose};
-use crate::store::{SinceSignIn, StoredTokens};
+use crate::store::{StoredTokens, TokenStore};
 use activity::{Activity, ActivityError, VERIFY_STATE_INVOKE};
 use bot_token::{BotTokenError, BotTokenVerifier};
 
@@ -96,27 +97,31 @@ struct Pending {
     attempts: u32,
 }
 
-/// The loop's state: pending sign-ins (with codes) and validated users.
+/// The loop's state: pending sign-ins (with codes, in this process) and validated users (in the
+/// token store, so every gateway sharing it knows them).
 pub struct TeamsService {
     config: TeamsConfig,
     keys: Keyring,
     code_key: hmac::Key,
+    user_key: hmac::Key,
     verifier: Option<BotTokenVerifier>,
     pending: Cache<String, Arc<Mutex<Pending>>>,
-    validated: Cache<String, Arc<StoredTokens>>,
+    store: Arc<dyn TokenStore>,
     public_origin: String,
 }
 
 impl TeamsService {
-    /// From `[teams]`; `http` fetches the Bot Framework keys.
+    /// From `[teams]`; `http` fetches the Bot Framework keys; validated users live in `store`
+    /// (for `session.token_ttl` after their sign-in, as any tokens).
     pub fn new(
         config: &TeamsConfig,
         keys: Keyring,
-        token_ttl: Duration,
+        store: Arc<dyn TokenStore>,
         public_origin: String,
         http: Arc<dyn crate::providers::http_client::HttpClient>,
     ) -> Self {
         let code_key = hmac::Key::new(hmac::HMAC_SHA256, &keys.derive(b"gateway/teams-codes/v1").unwrap_or_default());
+        let user_key = hmac::Key::new(hmac::HMAC_SHA256, &keys.derive(b"gateway/teams-users/v1").unwrap_or_default());
         let verifier = config.verify_bot_token.then(|| {
             BotTokenVerifier::new(config.openid_metadata.clone(), config.app_id.clone(), config.tenant.as_ref(), http)
         });
@@ -124,11 +129,31 @@ impl TeamsService {
             config: config.clone(),
             keys,
             code_key,
+            user_key,
             verifier,
             pending: Cache::builder().max_capacity(100_000).time_to_live(config.code_ttl.get()).build(),
-            validated: Cache::builder().max_capacity(1_000_000).expire_after(SinceSignIn::new(token_ttl)).build(),
+            store,
             public_origin,
         }
+    }
+
+    /// The store key of a Teams user: a keyed hash of `tenant/user`, never the ids themselves.
+    fn user_session(&self, user: &str) -> Option<SessionId> {
+        SessionId::from_bytes(hmac::sign(&self.user_key, user.as_bytes()).as_ref())
+    }
+
+    /// Records `user` as signed in with `tokens`, for every gateway sharing the store.
+    async fn validate(&self, user: &str, tokens: &StoredTokens) {
+        let Some(session) = self.user_session(user) else { return };
+        if let Err(e) = self.store.put_tokens(&session, tokens.clone()).await {
+            tracing::warn!(error = %e, "cannot keep a validated Teams user");
+        }
+    }
+
+    /// The tokens of a validated `user`, if any.
+    async fn validated(&self, user: &str) -> Option<Arc<StoredTokens>> {
+        let session = self.user_session(user)?;
+        self.store.tokens(&session, &self.config.provider).await.ok().flatten()
     }
 
     /// The bot endpoint path.
@@ -180,7 +205,7 @@ impl TeamsService {
             Ok(tokens) => {
                 // Single use: the code is gone once redeemed.
                 self.pending.invalidate(user).await;
-                self.validated.insert(user.to_owned(), Arc::clone(&tokens)).await;
+                self.validate(user, &tokens).await;
                 tracing::info!(provider = %tokens.identity.provider, "teams sign-in validated");
                 Some(tokens)
             }
@@ -212,7 +237,7 @@ impl TeamsService {
         }
         match sso.sign_in_with_token(self.config.provider.as_str(), token, &self.config.scopes).await {
             Ok(tokens) => {
-                self.validated.insert(user.to_owned(), tokens).await;
+                self.validate(user, &tokens).await;
                 tracing::info!("teams single sign-on validated");
                 answer(200, None)
             }
@@ -250,7 +275,7 @@ impl TeamsService {
         if let (Some(sso), Some(token), true) = (sso, activity.sso_token(), activity.is_query()) {
             return match sso.sign_in_with_token(self.config.provider.as_str(), token, &self.config.scopes).await {
                 Ok(tokens) => {
-                    self.validated.insert(user.clone(), Arc::clone(&tokens)).await;
+                    self.validate(&user, &tokens).await;
                     BotDecision::Forward { tokens: Some(tokens), body: Some(activity.without_sso_token()) }
                 }
                 Err(reason) => {
@@ -276,7 +301,7 @@ impl TeamsService {
                 }
             }
         }
-        let validated = self.validated.get(&user).await;
+        let validated = self.validated(&user).await;
         if !activity.is_query() {
             return BotDecision::Forward { tokens: validated, body: None };
         }

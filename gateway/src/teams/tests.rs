@@ -67,7 +67,8 @@ fn service_with(config: TeamsConfig) -> TeamsService {
     let secret = SessionSecret::parse(SecretString::from("s".repeat(40))).unwrap();
     let keys = Keyring::from_secrets(&[secret]);
     let http = Arc::new(BotKeys { fetches: AtomicUsize::new(0) });
-    TeamsService::new(&config, keys, Duration::from_secs(60), "https://gw.test".into(), http)
+    let store = Arc::new(crate::store::memory::MemoryStore::new(Duration::from_secs(60)));
+    TeamsService::new(&config, keys, store, "https://gw.test".into(), http)
 }
 
 fn tokens() -> StoredTokens {

@@ -346,19 +346,16 @@ async fn a_teams_token_exchange_sent_to_two_gateways_is_answered_200_once_and_41
     assert_eq!(post(&a, invoke("exchange-bad", &bad)).await?, 412);
     assert_eq!(echo.targets()[before..], [] as [String; 0], "a token exchange reached the bot");
 
-    // The validated Teams user's query passes to the bot on either gateway, with the identity.
+    // The validated Teams user (kept in the store) passes on both gateways, with the identity.
     let query = json!({"type": "invoke", "name": "composeExtension/query", "serviceUrl": "https://smba.trafficmanager.net/amer/",
                        "from": {"id": "29:1", "aadObjectId": DEFAULT_OID}, "channelData": {"tenant": {"id": T1}},
                        "value": {"commandId": "search", "parameters": []}});
-    let resp = a
-        .client()?
-        .post(a.url("/bot/messages"))
-        .header("content-type", "application/json")
-        .body(query.to_string())
-        .send()
-        .await?;
-    let seen = Echo::parse(&resp.bytes().await?)?;
-    assert_eq!(seen.header("x-forwarded-user").as_deref(), Some(DEFAULT_OID));
+    for gw in [&a, &b] {
+        let request = gw.client()?.post(gw.url("/bot/messages")).header("content-type", "application/json");
+        let seen = Echo::parse(&request.body(query.to_string()).send().await?.bytes().await?)?;
+        let user = seen.header("x-forwarded-user");
+        assert_eq!(user.as_deref(), Some(DEFAULT_OID), "the validated user is unknown on {}", gw.url(""));
+    }
     Ok(())
 }
 
