@@ -333,6 +333,20 @@ struct State {
     published: Vec<StandInKey>,
     last_obo: Option<TokenForm>,
     issued_obo: Vec<String>,
+    /// Authorization codes of the interactive (popup) flow, by code.
+    codes: HashMap<String, CodeGrant>,
+    /// Access tokens issued by the authorization-code flow.
+    issued_interactive: Vec<String>,
+}
+
+/// What one authorization code was issued for.
+#[derive(Debug, Clone)]
+struct CodeGrant {
+    tenant: String,
+    client_id: String,
+    redirect_uri: String,
+    code_challenge: String,
+    nonce: Option<String>,
 }
 
 /// State shared by the server tasks and the [`EntraStandIn`] handle.
@@ -454,6 +468,8 @@ impl EntraStandIn {
                     published: vec![StandInKey::A],
                     last_obo: None,
                     issued_obo: Vec::new(),
+                    codes: HashMap::new(),
+                    issued_interactive: Vec::new(),
                 };
                 let shared = Arc::new(Shared {
                     authority: format!("http://{addr}"),
@@ -582,6 +598,11 @@ impl EntraStandIn {
     /// Every access token the OBO endpoint issued, in order.
     pub fn issued_obo_tokens(&self) -> Vec<String> {
         self.shared.state().issued_obo.clone()
+    }
+
+    /// Every access token the interactive (popup) sign-in issued, in order.
+    pub fn issued_interactive_tokens(&self) -> Vec<String> {
+        self.shared.state().issued_interactive.clone()
     }
 }
 

@@ -24,8 +24,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{
-    unix_now, v1_issuer, OboMode, RespBody, Shared, Signer, TokenForm, TokenSpec, TokenVersion, ASSERTION_SKEW_SECS,
-    CLIENT_APP_NAME, DEFAULT_SCOPE, GRAPH, MAX_OBO_DELAY, MULTI_TENANT, OBO_EXPIRES_IN, OBO_GRANT_TYPE,
+    unix_now, v1_issuer, CodeGrant, OboMode, RespBody, Shared, Signer, TokenForm, TokenSpec, TokenVersion,
+    ASSERTION_SKEW_SECS, CLIENT_APP_NAME, DEFAULT_SCOPE, GRAPH, MAX_OBO_DELAY, MULTI_TENANT, OBO_EXPIRES_IN,
+    OBO_GRANT_TYPE,
 };
 
 /// Graph's application id, which AADSTS50076 names as the resource.
@@ -81,6 +82,7 @@ async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<RespBody> {
         (&Method::GET, ["v2.0", ".well-known", "openid-configuration"]) => metadata(shared, tenant),
         (&Method::GET, ["discovery", "v2.0", "keys"]) => jwks(shared, Some(tenant)),
         (&Method::GET, ["discovery", "keys"]) => jwks(shared, None),
+        (&Method::GET, ["oauth2", "v2.0", "authorize"]) => authorize(shared, tenant, &req),
         (&Method::POST, ["oauth2", "v2.0", "token"]) => token(shared, tenant, req).await,
         _ => not_found(),
     }
@@ -153,7 +155,91 @@ fn invalid_grant(code: u32, message: String) -> Refusal {
     refuse(StatusCode::BAD_REQUEST, "invalid_grant", code, message)
 }
 
-/// `POST /{tenant}/oauth2/v2.0/token`: the on-behalf-of exchange.
+/// `GET /{tenant}/oauth2/v2.0/authorize`: the interactive sign-in, approved at once for the
+/// default user (no login page), as a popup sees it: 302 back with `code` and `state`.
+fn authorize(shared: &Shared, tenant: &str, req: &Request<Incoming>) -> Response<RespBody> {
+    let query: HashMap<String, String> =
+        url::form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()).into_owned().collect();
+    let field = |name: &str| query.get(name).cloned().unwrap_or_default();
+    let (client_id, redirect_uri) = (field("client_id"), field("redirect_uri"));
+    if client_id != shared.state().knobs.client_id
+        || redirect_uri.is_empty()
+        || field("code_challenge_method") != "S256"
+    {
+        return json_response(StatusCode::BAD_REQUEST, &json!({"error": "invalid_request"}));
+    }
+    let code = format!("1.A{}", shared.opaque());
+    let grant = CodeGrant {
+        tenant: tenant.to_owned(),
+        client_id,
+        redirect_uri: redirect_uri.clone(),
+        code_challenge: field("code_challenge"),
+        nonce: query.get("nonce").cloned(),
+    };
+    shared.state().codes.insert(code.clone(), grant);
+    let mut location = redirect_uri;
+    location.push(if location.contains('?') { '&' } else { '?' });
+    location.push_str(
+        &url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("code", &code)
+            .append_pair("state", &field("state"))
+            .finish(),
+    );
+    let mut resp = Response::new(Full::new(Bytes::new()).boxed());
+    *resp.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(http::header::LOCATION, v);
+    }
+    resp
+}
+
+/// `grant_type=authorization_code`: the code (single use), its redirect URI and PKCE verifier,
+/// then an access token for the app's own API (`scp` `access_as_user`) and an ID token.
+fn code_grant(shared: &Shared, tenant: &str, headers: &HeaderMap, form: &TokenForm) -> Result<Value, Refusal> {
+    let client_id = authenticate_client(shared, tenant, headers, form)?;
+    let code = required(form, "code")?;
+    let grant = shared.state().codes.remove(code);
+    let bad_code = || {
+        invalid_grant(
+            70008,
+            "The provided authorization code or refresh token has expired or was already used.".to_owned(),
+        )
+    };
+    let grant = grant.filter(|g| g.client_id == client_id && g.tenant == tenant).ok_or_else(bad_code)?;
+    if form.get("redirect_uri") != Some(grant.redirect_uri.as_str()) {
+        return Err(invalid_grant(
+            50148,
+            "The redirect URI does not match the one of the authorization request.".to_owned(),
+        ));
+    }
+    let verifier = required(form, "code_verifier")?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+    if base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()) != grant.code_challenge {
+        return Err(invalid_grant(
+            501481,
+            "The Code_Verifier does not match the code_challenge supplied in the authorization request.".to_owned(),
+        ));
+    }
+    let server_error = |e: anyhow::Error| {
+        refuse(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 90041, format!("Signing failed: {e:#}"))
+    };
+    let spec = TokenSpec::new(tenant, &client_id);
+    let access_token = shared.sign(&shared.claims(&spec), Signer::Current, TokenVersion::V2).map_err(server_error)?;
+    let now = unix_now();
+    let id_claims = json!({
+        "aud": client_id, "iss": shared.issuer(tenant), "iat": now, "nbf": now, "exp": now + 3600,
+        "tid": tenant, "oid": spec.oid, "sub": spec.oid, "name": spec.name,
+        "preferred_username": spec.username, "nonce": grant.nonce, "ver": "2.0",
+    });
+    let id_token = shared.sign(&id_claims, Signer::Current, TokenVersion::V2).map_err(server_error)?;
+    shared.state().issued_interactive.push(access_token.clone());
+    Ok(json!({
+        "token_type": "Bearer", "scope": format!("api://{client_id}/{DEFAULT_SCOPE}"), "expires_in": 3599,
+        "ext_expires_in": 3599, "access_token": access_token, "id_token": id_token,
+    }))
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token`: the on-behalf-of exchange, or the code of an interactive sign-in.
 async fn token(shared: &Shared, tenant: &str, req: Request<Incoming>) -> Response<RespBody> {
     shared.obo_requests.fetch_add(1, Ordering::SeqCst);
     let (parts, body) = req.into_parts();
@@ -177,7 +263,12 @@ async fn token(shared: &Shared, tenant: &str, req: Request<Incoming>) -> Respons
         let refusal = refuse(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", 90033, message);
         return entra_error(shared, &correlation, refusal);
     }
-    match exchange(shared, tenant, &parts.headers, &form, &mode) {
+    let answer = if form.get("grant_type") == Some("authorization_code") {
+        code_grant(shared, tenant, &parts.headers, &form)
+    } else {
+        exchange(shared, tenant, &parts.headers, &form, &mode)
+    };
+    match answer {
         Ok(body) => {
             let mut resp = json_response(StatusCode::OK, &body);
             resp.headers_mut().insert(PRAGMA, HeaderValue::from_static("no-cache"));

@@ -381,3 +381,29 @@ async fn a_messaging_extension_query_with_an_sso_token_is_signed_in_and_forwarde
     assert!(seen.body_len < token.len() as u64, "the SSO token reached the bot ({} bytes forwarded)", seen.body_len);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_popup_flows_tokens_serve_obo_routes_too() -> anyhow::Result<()> {
+    let sso = Sso::start(T1, "").await?;
+    let mut browser = Browser::new(sso.gw.endpoint())?;
+    let connect = browser.session_info().await?.connect_url("entra")?;
+    // The popup, sharing the pane's cookies: connect → the stand-in's authorize → the callback.
+    let to_entra = browser.get(&connect).await?;
+    assert_eq!(to_entra.status, 302, "{}", to_entra.body);
+    let authorize = to_entra.location()?.to_owned();
+    assert!(authorize.starts_with(&format!("{}/{T1}/oauth2/v2.0/authorize?", sso.entra.authority())), "{authorize}");
+    let back = browser.get(&authorize).await?;
+    let callback = back.location()?.to_owned();
+    let done = browser.get(&callback).await?;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(done.outcome()?["status"], "success");
+
+    let seen = browser.get("/graph/me").await?.echo()?;
+    let forwarded = seen.header("x-forwarded-access-token").context("no access token forwarded")?;
+    assert_eq!(sso.entra.issued_obo_tokens(), vec![forwarded], "not the on-behalf-of token");
+    let popup_token = sso.entra.issued_interactive_tokens().pop().context("no interactive token issued")?;
+    let form = sso.entra.last_obo_request().context("no OBO request")?;
+    assert_eq!(form.get("assertion"), Some(popup_token.as_str()), "the OBO assertion is not the popup's token");
+    assert_eq!(seen.header("x-forwarded-user").as_deref(), Some(DEFAULT_OID));
+    Ok(())
+}
