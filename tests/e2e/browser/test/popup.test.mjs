@@ -88,6 +88,30 @@ describe('the popup flow in Chromium', () => {
     await page.close();
   });
 
+  test('gateway.fetch: without a usable token it signs in with the popup and retries once', async () => {
+    const gw = await demoGateway();
+    stops.push(gw.stop);
+    const page = await taskPane(`${gw.base}/`);
+    await shows(page, '#status', 'Not signed in');
+    // A page button (a click is the user gesture a popup needs) that calls gateway.fetch.
+    await page.evaluate(() => {
+      window.gateway.useTokenSource(() => null);
+      const button = document.createElement('button');
+      button.id = 'fetch-api';
+      button.onclick = () => {
+        window.gateway.fetch('/api/whoami').then(async (r) => { window.fetchResult = { status: r.status, body: await r.text() }; },
+          (e) => { window.fetchResult = { error: String(e) }; });
+      };
+      document.body.appendChild(button);
+    });
+    await devLogin(await openPopup(browser.context, page, '#fetch-api'), 'fay');
+    await page.waitForFunction(() => window.fetchResult, null, { timeout: WAIT_MS });
+    const result = await page.evaluate(() => window.fetchResult);
+    assert.equal(result.status, 200, JSON.stringify(result));
+    assert.equal(JSON.parse(result.body).upstream_saw['x-forwarded-user'], 'fay');
+    await page.close();
+  });
+
   test('real oidc-provider: login and consent pages in the popup, then the task pane updates', async () => {
     const port = await freePort();
     const op = await startOidcProvider({
