@@ -145,12 +145,10 @@ pub fn set_cookie(cookie: &SessionCookie, cfg: &CookieSettings, keys: &Keyring) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SessionSecret;
-    use secrecy::SecretString;
     use std::time::Duration;
 
     fn keys(secret: &str) -> Keyring {
-        Keyring::from_secrets(&[SessionSecret::parse(SecretString::from(secret.repeat(40))).unwrap()])
+        crate::session::signing::test_keyring(&[secret])
     }
 
     fn settings() -> CookieSettings {

@@ -63,14 +63,7 @@ impl Sealer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SessionSecret;
-    use secrecy::SecretString;
-
-    fn keyring(secrets: &[&str]) -> Keyring {
-        let s: Vec<SessionSecret> =
-            secrets.iter().map(|s| SessionSecret::parse(SecretString::from(s.repeat(40))).unwrap()).collect();
-        Keyring::from_secrets(&s)
-    }
+    use crate::session::signing::test_keyring as keyring;
 
     #[test]
     fn sealed_values_open_only_under_their_name_and_keys() {

@@ -131,15 +131,23 @@ impl Keyring {
     }
 }
 
+/// A keyring of `secrets`, newest first, each repeated to at least 32 bytes: for unit tests.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test fixture: a secret of 32 bytes always parses")]
+pub(crate) fn test_keyring(secrets: &[&str]) -> Keyring {
+    let secrets: Vec<SessionSecret> = secrets
+        .iter()
+        .map(|s| SessionSecret::parse(secrecy::SecretString::from(s.repeat(32usize.div_ceil(s.len().max(1))))).unwrap())
+        .collect();
+    Keyring::from_secrets(&secrets)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::SecretString;
 
     fn keyring(secrets: &[&str]) -> Keyring {
-        let s: Vec<SessionSecret> =
-            secrets.iter().map(|s| SessionSecret::parse(SecretString::from(s.to_string())).unwrap()).collect();
-        Keyring::from_secrets(&s)
+        test_keyring(secrets)
     }
 
     const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";

@@ -165,12 +165,10 @@ impl Tickets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SessionSecret;
-    use secrecy::SecretString;
+    use crate::session::signing::test_keyring;
 
     fn tickets(secret: &str, ttl: Duration) -> Tickets {
-        let s = SessionSecret::parse(SecretString::from(secret.repeat(40))).unwrap();
-        Tickets::new(&Keyring::from_secrets(&[s]), ttl)
+        Tickets::new(&test_keyring(&[secret]), ttl)
     }
 
     #[test]

@@ -101,16 +101,8 @@ impl KeyNames {
 
 #[cfg(test)]
 mod tests {
-    use secrecy::SecretString;
-
     use super::*;
-    use crate::config::SessionSecret;
-
-    fn keyring(secrets: &[&str]) -> Keyring {
-        let s: Vec<SessionSecret> =
-            secrets.iter().map(|s| SessionSecret::parse(SecretString::from(s.to_string())).unwrap()).collect();
-        Keyring::from_secrets(&s)
-    }
+    use crate::session::signing::test_keyring as keyring;
 
     #[test]
     fn names_show_no_session_id_and_map_back_through_the_companion() {
