@@ -287,6 +287,20 @@ async fn two_on_redis(
     Ok((gateways.pop().context("no gateway A")?, b))
 }
 
+/// A Teams invoke `name` from the Teams user `oid` of tenant T1, with `value`.
+fn teams_invoke(name: &str, oid: &str, value: serde_json::Value) -> String {
+    json!({"type": "invoke", "name": name, "serviceUrl": "https://smba.trafficmanager.net/amer/",
+           "from": {"id": format!("29:{oid}"), "aadObjectId": oid}, "channelData": {"tenant": {"id": T1}},
+           "value": value})
+    .to_string()
+}
+
+/// `body` POSTed to the bot path of `gw`.
+async fn post_to_bot(gw: &TestGateway, body: String) -> anyhow::Result<reqwest::Response> {
+    let request = gw.client()?.post(gw.url("/bot/messages")).header("content-type", "application/json");
+    Ok(request.body(body).send().await?)
+}
+
 /// The Application ID URI of a Teams bot whose app registration is the add-in API's (v1 tokens
 /// name it; v2 tokens, used here, name the client id).
 const BOT_AUDIENCE: &str = "api://botid-5f0c6a1e-7b2d-4c3e-9a8f-1d2e3f4a5b6c";
@@ -322,16 +336,9 @@ async fn a_teams_token_exchange_sent_to_two_gateways_is_answered_200_once_and_41
     let (a, b) = two_on_redis(&redis, &entra, &echo, true).await?;
     let good = entra.access_token(&TokenSpec::new(T1, DEFAULT_CLIENT_ID));
     let invoke = |id: &str, token: &str| {
-        json!({"type": "invoke", "name": "signin/tokenExchange", "serviceUrl": "https://smba.trafficmanager.net/amer/",
-               "from": {"id": "29:1", "aadObjectId": DEFAULT_OID}, "channelData": {"tenant": {"id": T1}},
-               "value": {"id": id, "connectionName": "sso", "token": token}})
-        .to_string()
+        teams_invoke("signin/tokenExchange", DEFAULT_OID, json!({"id": id, "connectionName": "sso", "token": token}))
     };
-    let post = |gw: &TestGateway, body: String| {
-        let request =
-            gw.client().map(|c| c.post(gw.url("/bot/messages")).header("content-type", "application/json").body(body));
-        async move { anyhow::Ok(request?.send().await?.status().as_u16()) }
-    };
+    let post = |gw, body| async move { anyhow::Ok(post_to_bot(gw, body).await?.status().as_u16()) };
     let before = echo.targets().len();
     for round in 0..3 {
         let id = format!("exchange-{round}");
@@ -347,12 +354,9 @@ async fn a_teams_token_exchange_sent_to_two_gateways_is_answered_200_once_and_41
     assert_eq!(echo.targets()[before..], [] as [String; 0], "a token exchange reached the bot");
 
     // The validated Teams user (kept in the store) passes on both gateways, with the identity.
-    let query = json!({"type": "invoke", "name": "composeExtension/query", "serviceUrl": "https://smba.trafficmanager.net/amer/",
-                       "from": {"id": "29:1", "aadObjectId": DEFAULT_OID}, "channelData": {"tenant": {"id": T1}},
-                       "value": {"commandId": "search", "parameters": []}});
+    let query = teams_invoke("composeExtension/query", DEFAULT_OID, json!({"commandId": "search", "parameters": []}));
     for gw in [&a, &b] {
-        let request = gw.client()?.post(gw.url("/bot/messages")).header("content-type", "application/json");
-        let seen = Echo::parse(&request.body(query.to_string()).send().await?.bytes().await?)?;
+        let seen = Echo::parse(&post_to_bot(gw, query.clone()).await?.bytes().await?)?;
         let user = seen.header("x-forwarded-user");
         assert_eq!(user.as_deref(), Some(DEFAULT_OID), "the validated user is unknown on {}", gw.url(""));
     }
@@ -366,16 +370,8 @@ async fn a_messaging_extension_query_with_an_sso_token_is_signed_in_and_forwarde
     let echo = EchoUpstream::start("app").await?;
     let (a, _b) = two_on_redis(&redis, &entra, &echo, true).await?;
     let token = entra.access_token(&TokenSpec::new(T1, DEFAULT_CLIENT_ID).extra(json!({"oid": "me-user"})));
-    let query = json!({"type": "invoke", "name": "composeExtension/query", "serviceUrl": "https://smba.trafficmanager.net/amer/",
-                       "from": {"id": "29:2", "aadObjectId": "me-user"}, "channelData": {"tenant": {"id": T1}},
-                       "value": {"commandId": "search", "parameters": [], "authentication": {"token": token}}});
-    let resp = a
-        .client()?
-        .post(a.url("/bot/messages"))
-        .header("content-type", "application/json")
-        .body(query.to_string())
-        .send()
-        .await?;
+    let value = json!({"commandId": "search", "parameters": [], "authentication": {"token": token}});
+    let resp = post_to_bot(&a, teams_invoke("composeExtension/query", "me-user", value)).await?;
     let seen = Echo::parse(&resp.bytes().await?)?;
     assert_eq!(seen.header("x-forwarded-user").as_deref(), Some("me-user"));
     assert!(seen.body_len < token.len() as u64, "the SSO token reached the bot ({} bytes forwarded)", seen.body_len);

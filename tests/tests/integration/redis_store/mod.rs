@@ -97,14 +97,18 @@ async fn one_gateway(redis: &RedisServer, echo: &EchoUpstream) -> anyhow::Result
 async fn new_session(gw: &TestGateway) -> anyhow::Result<String> {
     let resp = gw.client()?.get(gw.url("/_gateway/session")).send().await?;
     ensure!(resp.status() == 200, "GET /_gateway/session answered {}", resp.status());
-    let set_cookie = resp
+    session_cookie_of(&resp).context("no session cookie set")
+}
+
+/// The `gw_session=…` pair of the session cookie `resp` sets, if it sets one.
+fn session_cookie_of(resp: &reqwest::Response) -> Option<String> {
+    let set = resp
         .headers()
         .get_all(http::header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{COOKIE_NAME}=")))
-        .context("no session cookie set")?;
-    Ok(set_cookie.split(';').next().unwrap_or_default().to_owned())
+        .find(|v| v.starts_with(&format!("{COOKIE_NAME}=")))?;
+    Some(set.split(';').next().unwrap_or_default().to_owned())
 }
 
 /// The session JSON of `cookie`'s session on `gw`.
@@ -187,14 +191,7 @@ async fn redeem(gw: &TestGateway, cookie: &str, page: &str) -> anyhow::Result<St
         .send()
         .await?;
     ensure!(resp.status() == 204, "handoff answered {}", resp.status());
-    let set = resp
-        .headers()
-        .get_all(http::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{COOKIE_NAME}=")))
-        .context("the handoff set no rotated cookie")?;
-    Ok(set.split(';').next().unwrap_or_default().to_owned())
+    session_cookie_of(&resp).context("the handoff set no rotated cookie")
 }
 
 /// A GET of `path` on `gw` with `cookie`.
