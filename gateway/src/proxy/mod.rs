@@ -328,8 +328,10 @@ impl Gateway {
             }
         };
         // A bearer token is no ambient credential: a page of any origin that holds one may use it.
-        let bearer = !live.auth.bearer_providers(&req.headers, rule).is_empty();
-        if !bearer && cross_site::is_foreign(&req.headers, &self.channel.own_origin, &live.allowed_origins) {
+        // (Asked only of foreign requests, so the usual one looks for bearer providers once.)
+        if cross_site::is_foreign(&req.headers, &self.channel.own_origin, &live.allowed_origins)
+            && live.auth.bearer_providers(&req.headers, rule).is_empty()
+        {
             // The SameSite=None cookie rides along with a foreign page's request (a form, a
             // WebSocket); it says nothing of the user's intent, so it never becomes an identity,
             // and no session cookie is set in answer.
