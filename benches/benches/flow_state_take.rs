@@ -5,9 +5,10 @@
 use std::hint::black_box;
 
 use criterion::Criterion;
+use gateway::auth::flow::{FlowRecord, Opener};
 use gateway::session::{random_token, SessionId};
 use gateway::store::memory::MemoryStore;
-use gateway::store::{FlowRecord, Opener, TokenStore};
+use gateway::store::TokenStore;
 use gateway_benches as fx;
 use secrecy::SecretString;
 

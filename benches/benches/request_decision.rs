@@ -51,7 +51,7 @@ impl Decider {
         let forward_token = rule.is_some_and(|r| r.forward_access_token);
         let tokens = match self.auth.authorize(req.headers(), rule).await {
             Access::Allowed(tokens) => tokens,
-            Access::Denied(reply) => return black_box(reply).status().as_u16(),
+            Access::Denied(refusal) => return gateway::respond::Answer::from(black_box(refusal)).status(),
         };
         let values = forwarded::forwarding_values(client_ip, false, host.as_deref(), None);
         let headers = req.headers_mut();

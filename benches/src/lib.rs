@@ -15,13 +15,14 @@ use gateway::auth::AuthService;
 use gateway::channel::Hub;
 use gateway::config::types::ProviderName;
 use gateway::config::Config;
+use gateway::identity::Identity;
 use gateway::metrics::Metrics;
 use gateway::providers::http_client::{HttpClient, HttpError, HttpRequest, HttpResponse};
 use gateway::providers::ProviderRegistry;
 use gateway::session::cookie::{set_cookie, CookieSettings, SessionCookie};
 use gateway::session::{Keyring, SessionId};
 use gateway::store::memory::MemoryStore;
-use gateway::store::{Identity, StoredTokens, TokenStore};
+use gateway::store::{StoredTokens, TokenStore};
 use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
 use secrecy::SecretString;
@@ -198,7 +199,8 @@ pub async fn signed_in(config: &Config, others: usize) -> SignedIn {
     let metrics = Metrics::new().expect("the metrics registry builds");
     let hub = Arc::new(Hub::new(config.channel.max_sockets_per_session, None));
     let dyn_store: Arc<dyn TokenStore> = Arc::clone(&store) as Arc<dyn TokenStore>;
-    let auth = Arc::new(AuthService::new(config, providers, dyn_store, hub, metrics));
+    let keys = gateway::session::Keyring::from_secrets(&config.session.secrets);
+    let auth = Arc::new(AuthService::new(config, keys, providers, dyn_store, hub, metrics));
     let cookie = session_cookie(config, auth.keys(), &session);
     SignedIn { auth, store, session, cookie }
 }

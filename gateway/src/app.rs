@@ -17,18 +17,19 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
-use crate::auth::dev_idp::{DevClient, DevIdp, DevIdpError};
 use crate::auth::AuthService;
 use crate::channel::server::ChannelServer;
 use crate::channel::{Hub, SignedIn, StatusEvent};
 use crate::config::{Config, ProviderKind, ServerConfig, StoreConfig};
 use crate::metrics::{AdminApp, Metrics};
+use crate::providers::dev::{DevClient, DevIdp, DevIdpError};
 use crate::providers::http_client::{HttpClient, HttpError, NetClient, RoutedClient};
 use crate::providers::ProviderRegistry;
 use crate::proxy::admission::{fit_to_open_files, raise_open_files, Admission, Admitted};
 use crate::proxy::ready::Readiness;
 use crate::proxy::upstream::{UpstreamError, Upstreams};
 use crate::proxy::{ChannelRouting, Gateway, Live};
+use crate::session::Keyring;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisRelay, RedisStore};
 use crate::store::{RemovalCause, TokenStore};
@@ -85,10 +86,11 @@ pub fn build_server(config: &Config, reload_from: Option<&Path>) -> Result<Serve
     let metrics = Metrics::new().map_err(AppError::Metrics)?;
     let (upstreams, health_check) = Upstreams::from_config(&config.upstream)?;
     let hub = Arc::new(Hub::new(config.channel.max_sockets_per_session, Some(metrics.clone())));
+    // One keyring for everything that signs, seals or derives keys from `session.secret`.
+    let keys = Keyring::from_secrets(&config.session.secrets);
     let store: Arc<dyn TokenStore> = match &config.store {
         StoreConfig::Memory => Arc::new(MemoryStore::new(config.session.token_ttl.get())),
         StoreConfig::Redis { url, key_prefix, timeout } => {
-            let keys = crate::session::Keyring::from_secrets(&config.session.secrets);
             let ttl = config.session.token_ttl.get();
             let redis = Arc::new(
                 RedisStore::new(url.as_str(), key_prefix, &keys, timeout.get(), ttl).map_err(AppError::Store)?,
@@ -101,7 +103,7 @@ pub fn build_server(config: &Config, reload_from: Option<&Path>) -> Result<Serve
             redis
         }
     };
-    let live = Arc::new(ArcSwap::from_pointee(build_live(config, &store, &hub, &metrics)?));
+    let live = Arc::new(ArcSwap::from_pointee(build_live(config, keys, &store, &hub, &metrics)?));
     let socket = channel_socket_path().map_err(AppError::ChannelSocket)?;
     let channel_server = ChannelServer::new(
         Arc::clone(&hub),
@@ -193,6 +195,7 @@ pub fn build_server(config: &Config, reload_from: Option<&Path>) -> Result<Serve
 /// and the metrics outlive reloads, so sessions and open sockets survive them.
 fn build_live(
     config: &Config,
+    keys: Keyring,
     store: &Arc<dyn TokenStore>,
     hub: &Arc<Hub>,
     metrics: &Metrics,
@@ -202,12 +205,11 @@ fn build_live(
     let http: Arc<dyn HttpClient> = Arc::new(RoutedClient::new(NetClient::new()?, local));
     let providers = ProviderRegistry::from_config(config, http);
     let teams = config.teams.as_ref().map(|t| {
-        let keys = crate::session::Keyring::from_secrets(&config.session.secrets);
         let origin = config.server.public_url.origin();
-        Arc::new(TeamsService::new(t, keys, Arc::clone(store), origin, Arc::clone(providers.http_arc())))
+        Arc::new(TeamsService::new(t, keys.clone(), Arc::clone(store), origin, Arc::clone(providers.http_arc())))
     });
     let auth = Arc::new(
-        AuthService::new(config, providers, Arc::clone(store), Arc::clone(hub), metrics.clone())
+        AuthService::new(config, keys, providers, Arc::clone(store), Arc::clone(hub), metrics.clone())
             .with_teams(teams.clone()),
     );
     Ok(Live::new(config, auth, dev_idp, teams))
@@ -296,7 +298,8 @@ impl ConfigReload {
             tracing::error!(%file, changed = %changed.join(", "), "config reload refused: these settings change only with a restart; the running config stays");
             return;
         }
-        match build_live(&config, &self.store, &self.hub, &self.metrics) {
+        match build_live(&config, Keyring::from_secrets(&config.session.secrets), &self.store, &self.hub, &self.metrics)
+        {
             Ok(live) => {
                 self.live.store(Arc::new(live));
                 tracing::info!(%file, routes = config.routes.len(), providers = config.providers.len(), "config reloaded");

@@ -26,6 +26,7 @@ pub mod logging;
 pub mod metrics;
 pub mod providers;
 pub mod proxy;
+pub mod respond;
 pub mod session;
 pub mod store;
 pub mod teams;

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::proxy::ready::Readiness;
-use crate::proxy::respond;
 use crate::proxy::route::READY_PATH;
+use crate::respond::{self, Answer};
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
@@ -225,21 +225,15 @@ impl AdminApp {
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let (status, content_type, body) = match session.req_header().uri.path() {
-            "/metrics" => (200, "text/plain; version=0.0.4", self.metrics.render()),
-            READY_PATH | "/ready" => {
-                let answer = respond::readiness(&self.readiness.missing().await);
-                (answer.status, answer.content_type, answer.body.to_vec())
-            }
-            "/health" | "/_gateway/health" => (200, "application/json", br#"{"status":"ok"}"#.to_vec()),
-            _ => (404, "text/plain", b"not found\n".to_vec()),
+        let answer = match session.req_header().uri.path() {
+            "/metrics" => Answer::new(200, "text/plain; version=0.0.4", self.metrics.render()),
+            READY_PATH | "/ready" => respond::readiness(&self.readiness.missing().await),
+            "/health" | "/_gateway/health" => Answer::json(200, &serde_json::json!({"status": "ok"})),
+            _ => respond::not_found(),
         };
-        let len = body.len();
-        Response::builder()
-            .status(status)
-            .header(http::header::CONTENT_TYPE, content_type)
-            .header(http::header::CONTENT_LENGTH, len)
-            .body(body)
-            .unwrap_or_default()
+        let mut r = answer.into_http().map(|b| b.to_vec());
+        let len = r.body().len();
+        r.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+        r
     }
 }

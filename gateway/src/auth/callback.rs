@@ -5,30 +5,15 @@ use std::time::SystemTime;
 
 use secrecy::ExposeSecret;
 
-use super::completion::{self, Outcome};
 use super::error::FlowError;
-use super::{AuthRequest, AuthService, Reply};
+use super::flow::{FlowRecord, Opener};
+use super::{AuthRequest, AuthService, Completed, Delivery};
 use crate::channel::StatusEvent;
 use crate::config::{PopupBinding, SignInRules};
+use crate::identity::Identity;
 use crate::providers::{exchange, id_token, userinfo, UserSource};
 use crate::session::SessionId;
-use crate::store::{FlowRecord, Identity, Opener, StoredTokens};
-
-/// A sign-in the callback finished, and where it went.
-struct Kept {
-    identity: Identity,
-    bound: Bound,
-}
-
-/// Where a finished sign-in went.
-enum Bound {
-    /// Stored under the session; the `Set-Cookie` of its rotated cookie, if it rotated.
-    Attached(Option<String>),
-    /// Parked under this handoff code for the opener to redeem.
-    Handoff(String),
-    /// Pending for a Teams user under this security code.
-    TeamsCode(String),
-}
+use crate::store::StoredTokens;
 
 /// A failed callback, with what the completion page needs.
 #[derive(Debug)]
@@ -43,7 +28,7 @@ pub struct CallbackFailure {
 
 impl AuthService {
     /// Handles the provider's redirect back to the gateway.
-    pub async fn callback(&self, provider: &str, req: &AuthRequest<'_>) -> Result<Reply, CallbackFailure> {
+    pub async fn callback(&self, provider: &str, req: &AuthRequest<'_>) -> Result<Completed, CallbackFailure> {
         let fail = |error: FlowError, opener: Opener| CallbackFailure { error, provider: provider.to_owned(), opener };
         let label = self.providers.get(provider).map_or("unknown", |p| p.name.as_str());
         let early = |error: FlowError| {
@@ -64,24 +49,14 @@ impl AuthService {
             Err(e) => Err(e),
         };
         match finished {
-            Ok(kept) => {
+            Ok((identity, delivery, set_cookie)) => {
                 self.metrics.observe_login(label, "completed");
                 tracing::info!(provider, session = %session.log_tag(), "sign-in completed");
-                let user = kept.identity.display_name();
-                let outcome = match &kept.bound {
-                    Bound::TeamsCode(code) => Outcome::TeamsCode { user, code },
-                    Bound::Handoff(code) => Outcome::Handoff { user, code },
-                    Bound::Attached(_) => {
-                        self.announce_signed_in(&session).await;
-                        Outcome::Success { user }
-                    }
-                };
-                let page = completion::page(200, provider, &self.public.origin(), opener, outcome);
-                let set_cookie = match kept.bound {
-                    Bound::Attached(set) => set,
-                    _ => None,
-                };
-                Ok(super::with_cookie(page, set_cookie))
+                if matches!(delivery, Delivery::Attached) {
+                    self.announce_signed_in(&session).await;
+                }
+                let user = identity.display_name().to_owned();
+                Ok(Completed { provider: provider.to_owned(), opener, user, delivery, set_cookie })
             }
             Err(error) => {
                 self.report_failure(provider, &session, &error);
@@ -111,29 +86,36 @@ impl AuthService {
     /// ticket's session when the callback carries that session's cookie (the cookie is rotated)
     /// or when `popup_binding = "ticket"`; otherwise parked under a handoff code that only the
     /// popup's opener receives.
-    async fn keep(&self, flow: &FlowRecord, stored: StoredTokens, req: &AuthRequest<'_>) -> Result<Kept, FlowError> {
+    /// Returns who signed in, where the sign-in went and the `Set-Cookie` of a rotated session.
+    async fn keep(
+        &self,
+        flow: &FlowRecord,
+        stored: StoredTokens,
+        req: &AuthRequest<'_>,
+    ) -> Result<(Identity, Delivery, Option<String>), FlowError> {
         let identity = stored.identity.clone();
-        let bound = match (&flow.teams_user, &self.teams) {
+        let mut set_cookie = None;
+        let delivery = match (&flow.teams_user, &self.teams) {
             (Some(user), Some(teams)) => {
-                Bound::TeamsCode(teams.begin_pending(user, stored).await.ok_or(FlowError::Random)?)
+                Delivery::TeamsCode(teams.begin_pending(user, stored).await.ok_or(FlowError::Random)?)
             }
             (Some(_), None) => return Err(FlowError::Store),
             (None, _) if self.binding == PopupBinding::Ticket => {
                 self.store.put_tokens(&flow.session, stored).await.map_err(|_| FlowError::Store)?;
-                Bound::Attached(None)
+                Delivery::Attached
             }
             (None, _) => {
                 let same_jar = self.session_of(req.headers).await.map_err(|_| FlowError::Store)? == Some(flow.session);
                 if same_jar {
                     self.store.put_tokens(&flow.session, stored).await.map_err(|_| FlowError::Store)?;
-                    let set = self.rotate(&flow.session).await.map_err(|_| FlowError::Store)?;
-                    Bound::Attached(Some(set))
+                    set_cookie = Some(self.rotate(&flow.session).await.map_err(|_| FlowError::Store)?);
+                    Delivery::Attached
                 } else {
-                    Bound::Handoff(self.park(flow.session, stored).await?)
+                    Delivery::Handoff(self.park(flow.session, stored).await?)
                 }
             }
         };
-        Ok(Kept { identity, bound })
+        Ok((identity, delivery, set_cookie))
     }
 
     /// Checks the provider's `allowed_*` rules (every rule that is set must hold; emails and

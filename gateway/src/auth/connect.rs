@@ -1,14 +1,20 @@
 //! `GET /connect/{provider}/{ticket}`: starts a sign-in in the popup (302 to the provider).
 
 use super::error::FlowError;
-use super::{reply, AuthRequest, AuthService, Reply};
+use super::flow::{FlowRecord, Opener};
+use super::{AuthRequest, AuthService};
 use crate::providers::exchange;
 use crate::session::{random_token, ticket, SessionId};
-use crate::store::{FlowRecord, Opener};
 
 impl AuthService {
-    /// Verifies the ticket, records a single-use login transaction and redirects to the provider.
-    pub async fn connect(&self, provider: &str, ticket_text: &str, req: &AuthRequest<'_>) -> Result<Reply, FlowError> {
+    /// Verifies the ticket, records a single-use login transaction and returns the provider's
+    /// authorization URL to redirect the popup to.
+    pub async fn connect(
+        &self,
+        provider: &str,
+        ticket_text: &str,
+        req: &AuthRequest<'_>,
+    ) -> Result<url::Url, FlowError> {
         // A Teams user reference (`t.…`) stands for a Teams user instead of a browser session.
         let teams_user = if ticket_text.starts_with(crate::teams::TEAMS_TICKET_PREFIX) {
             let user = crate::teams::TeamsService::verify_reference(&self.keys, ticket_text)
@@ -38,12 +44,7 @@ impl AuthService {
         self.store.put_flow(&state, flow).await.map_err(|_| FlowError::Store)?;
         self.metrics.observe_login(p.name.as_str(), "started");
         tracing::debug!(provider = %p.name, session = %session.log_tag(), "sign-in started");
-        let mut r = reply(302, "text/plain", "");
-        if let Ok(v) = http::HeaderValue::from_str(url.as_str()) {
-            r.headers_mut().insert(http::header::LOCATION, v);
-        }
-        r.headers_mut().insert("referrer-policy", http::HeaderValue::from_static("no-referrer"));
-        Ok(r)
+        Ok(url)
     }
 
     /// The session of a connect ticket issued for `provider`, which starts one sign-in only.

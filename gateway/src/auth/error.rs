@@ -1,4 +1,4 @@
-//! Why a sign-in failed. Each variant names the problem; `proxy::respond` turns it into the
+//! Why a sign-in failed. Each variant names the problem; `respond` turns it into the
 //! completion page and the `auth_failure` event carries its OAuth error code.
 
 use crate::providers::exchange::ExchangeError;
@@ -92,19 +92,6 @@ impl FlowError {
         }
     }
 
-    /// The HTTP status of the page.
-    pub fn status(&self) -> u16 {
-        match self {
-            FlowError::UnknownProvider(_) => 404,
-            FlowError::NotAllowed(_) => 403,
-            FlowError::Exchange(ExchangeError::Refused { error }) if !is_provider_outage(error) => 400,
-            FlowError::ProviderUnavailable(_) | FlowError::Exchange(_) | FlowError::UserInfo(_) => 502,
-            FlowError::IdToken(IdTokenError::Key(e)) if e.is_outage() => 502,
-            FlowError::Store | FlowError::Random => 503,
-            _ => 400,
-        }
-    }
-
     /// A short label for metrics (bounded set).
     pub fn metric_reason(&self) -> &'static str {
         match self {
@@ -126,6 +113,6 @@ impl FlowError {
 }
 
 /// A token-endpoint error that means the provider is failing, not that the request was wrong.
-fn is_provider_outage(error: &str) -> bool {
+pub(crate) fn is_provider_outage(error: &str) -> bool {
     matches!(error, "server_error" | "temporarily_unavailable")
 }

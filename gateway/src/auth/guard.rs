@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Map};
-
-use super::{json_reply, with_cookie, AuthService, Reply};
+use super::{AuthRefusal, AuthService, SignInLink};
 use crate::config::{AllowRule, Require, RouteRule};
+use crate::identity::Identity;
 use crate::providers::bearer::{bearer_of, BearerError};
 use crate::providers::obo::OboError;
 use crate::providers::Provider;
-use crate::store::{Identity, StoredTokens};
+use crate::store::StoredTokens;
 
 /// The bearer token of the request's `Authorization` header, if it has one.
 pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
@@ -36,8 +35,8 @@ fn bearer_metric(e: BearerError) -> &'static str {
 pub enum Access {
     /// Forward, with these tokens' identity when signed in.
     Allowed(Option<Arc<StoredTokens>>),
-    /// Answer this (401 with the sign-in links, 403, 503) instead.
-    Denied(Reply),
+    /// Refused: answer this instead (401 with the sign-in links, 403, 503).
+    Denied(AuthRefusal),
 }
 
 /// Whether `identity`'s (provider-vouched) email is one of `emails` (lower-case) or in one of
@@ -53,33 +52,6 @@ pub fn passes(rule: &AllowRule, identity: &Identity) -> bool {
     let by_group = identity.groups.iter().any(|g| rule.groups.contains(g));
     let by_role = identity.roles.iter().any(|r| rule.roles.contains(r));
     email_listed(&rule.emails, &rule.domains, identity) || by_group || by_role
-}
-
-fn unavailable() -> Access {
-    Access::Denied(json_reply(
-        503,
-        &json!({"error": "temporarily_unavailable", "message": "the token store is unavailable; try again shortly"}),
-    ))
-}
-
-/// The answer to a refused bearer token (RFC 6750 §3): 401 `invalid_token`, 403
-/// `insufficient_scope`, or 503 when the provider's keys cannot be had.
-fn bearer_refused(error: BearerError, scopes: &[String]) -> Access {
-    let (status, code) = match error {
-        BearerError::MissingScope => (403, "insufficient_scope"),
-        BearerError::KeysUnavailable => (503, "temporarily_unavailable"),
-        _ => (401, "invalid_token"),
-    };
-    let mut r = json_reply(status, &json!({"error": code, "error_description": error.to_string()}));
-    if status != 503 {
-        let scope =
-            if code == "insufficient_scope" { format!(", scope=\"{}\"", scopes.join(" ")) } else { String::new() };
-        let challenge = format!("Bearer error=\"{code}\", error_description=\"{error}\"{scope}");
-        if let Ok(v) = http::HeaderValue::from_str(&challenge) {
-            r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
-        }
-    }
-    Access::Denied(r)
 }
 
 impl AuthService {
@@ -116,10 +88,7 @@ impl AuthService {
                         self.metrics.observe_login(p.name.as_str(), "bearer_accepted");
                     }
                     if rule.and_then(|r| r.allow.as_ref()).is_some_and(|a| !passes(a, &t.identity)) {
-                        return Access::Denied(json_reply(
-                            403,
-                            &json!({"error": "forbidden", "message": "your account may not use this resource"}),
-                        ));
+                        return Access::Denied(AuthRefusal::Forbidden);
                     }
                     return Access::Allowed(Some(t));
                 }
@@ -131,7 +100,7 @@ impl AuthService {
         }
         let (error, scopes) = first_error.unwrap_or((BearerError::Malformed, Vec::new()));
         tracing::info!(reason = %error, "bearer token refused");
-        bearer_refused(error, &scopes)
+        Access::Denied(AuthRefusal::Bearer { error, scopes })
     }
 
     /// Decides access for a request whose path matched `rule` (or no rule: public); on a
@@ -151,20 +120,15 @@ impl AuthService {
             Ok(t) => Access::Allowed(Some(Arc::new(t))),
             Err(OboError::UserActionRequired { error, claims }) => {
                 let name = tokens.identity.provider.as_str();
-                let mut providers = Map::new();
-                if let Ok(Some((session, set_cookie))) = self.ensure_session(headers).await {
-                    providers.insert(name.to_owned(), json!({"connect_url": self.connect_url(name, &session)}));
-                    let body = json!({"error": "consent_required", "entra_error": error, "claims": claims, "providers": providers});
-                    return Access::Denied(with_cookie(json_reply(401, &body), set_cookie));
-                }
-                Access::Denied(json_reply(
-                    401,
-                    &json!({"error": "consent_required", "entra_error": error, "claims": claims}),
-                ))
+                let (links, set_cookie) = match self.ensure_session(headers).await {
+                    Ok(Some((session, set_cookie))) => (vec![self.sign_in_link(name, &session)], set_cookie),
+                    _ => (Vec::new(), None),
+                };
+                Access::Denied(AuthRefusal::ConsentRequired { entra_error: error, claims, links, set_cookie })
             }
             Err(e) => {
                 tracing::warn!(error = %e, "on-behalf-of exchange failed");
-                Access::Denied(json_reply(502, &json!({"error": "temporarily_unavailable", "message": e.to_string()})))
+                Access::Denied(AuthRefusal::OboFailed(e.to_string()))
             }
         }
     }
@@ -179,7 +143,7 @@ impl AuthService {
             // Fail closed on a protected route; a public one goes on without an identity.
             Err(e) if rule.is_some() => {
                 tracing::error!(error = %e, "token store unavailable");
-                return unavailable();
+                return Access::Denied(AuthRefusal::StoreUnavailable);
             }
             Err(_) => None,
         };
@@ -211,34 +175,29 @@ impl AuthService {
                     // Fail closed: without the store nobody is known to be signed in.
                     Err(e) => {
                         tracing::error!(error = %e, "token store unavailable");
-                        return unavailable();
+                        return Access::Denied(AuthRefusal::StoreUnavailable);
                     }
                 }
             }
         }
         if refused {
             tracing::info!(route = %rule.prefix, "signed in but not allowed on this route");
-            return Access::Denied(json_reply(
-                403,
-                &json!({"error": "forbidden", "message": "your account may not use this resource"}),
-            ));
+            return Access::Denied(AuthRefusal::Forbidden);
         }
         Access::Denied(self.authentication_required(headers, &allowed).await)
     }
 
-    /// 401 `{"error":"authentication_required","providers":{NAME:{"connect_url":...}}}`.
-    async fn authentication_required(&self, headers: &http::HeaderMap, allowed: &[&str]) -> Reply {
+    /// The sign-in links of `allowed` for the request's session (created if need be).
+    async fn authentication_required(&self, headers: &http::HeaderMap, allowed: &[&str]) -> AuthRefusal {
         let Ok(Some((session, set_cookie))) = self.ensure_session(headers).await else {
-            return json_reply(503, &json!({"error": "temporarily_unavailable"}));
+            return AuthRefusal::StoreUnavailable;
         };
-        let mut providers = Map::new();
-        for name in allowed {
-            providers.insert((*name).to_owned(), json!({"connect_url": self.connect_url(name, &session)}));
-        }
-        let mut r = json_reply(401, &json!({"error": "authentication_required", "providers": providers}));
-        r.headers_mut()
-            .insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Gateway realm=\"gateway\""));
-        with_cookie(r, set_cookie)
+        let links = allowed.iter().map(|name| self.sign_in_link(name, &session)).collect();
+        AuthRefusal::SignInRequired { links, set_cookie }
+    }
+
+    fn sign_in_link(&self, provider: &str, session: &crate::session::SessionId) -> SignInLink {
+        SignInLink { provider: provider.to_owned(), connect_url: self.connect_url(provider, session) }
     }
 }
 

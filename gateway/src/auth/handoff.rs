@@ -14,10 +14,8 @@
 //! The code is stored only as its keyed digest; it attaches only to the session it was issued
 //! for, once, within `session.handoff_ttl`; a refused redemption attaches nothing.
 
-use serde_json::json;
-
 use super::error::FlowError;
-use super::{json_reply, reply, with_cookie, AuthRequest, AuthService, Reply};
+use super::{AuthRefusal, AuthRequest, AuthService, HandoffRefusal};
 use crate::session::{random_token, Purpose, SessionId};
 use crate::store::{Handoff, StoredTokens};
 
@@ -40,48 +38,6 @@ pub fn parse_body(body: &[u8]) -> Result<String, HandoffRefusal> {
     Ok(code.to_owned())
 }
 
-/// Why a redemption was refused: each is a 4xx that attaches nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HandoffRefusal {
-    /// No `Origin`, or one that is neither the gateway's nor in `channel.allowed_origins`.
-    ForeignOrigin,
-    /// The body is not `{"code": "..."}`.
-    Malformed,
-    /// The request carries no current session cookie.
-    NoSession,
-    /// The code is unknown, expired or already used.
-    UnknownCode,
-    /// The code was issued to another session (it is spent now).
-    OtherSession,
-}
-
-impl HandoffRefusal {
-    fn answer(self) -> Reply {
-        let (status, error, message) = match self {
-            HandoffRefusal::ForeignOrigin => (403, "forbidden", "handoff must come from the gateway's origin"),
-            HandoffRefusal::Malformed => (400, "invalid_request", "expected {\"code\": \"...\"}"),
-            HandoffRefusal::NoSession => (401, "no_session", "no session cookie came with the code"),
-            HandoffRefusal::UnknownCode => (400, "invalid_grant", "the code is unknown, expired or already used"),
-            HandoffRefusal::OtherSession => (403, "invalid_grant", "the code belongs to another session"),
-        };
-        json_reply(status, &json!({"error": error, "message": message}))
-    }
-
-    fn metric(self) -> &'static str {
-        match self {
-            HandoffRefusal::ForeignOrigin => "handoff_refused_origin",
-            HandoffRefusal::Malformed => "handoff_refused_malformed",
-            HandoffRefusal::NoSession => "handoff_refused_no_session",
-            HandoffRefusal::UnknownCode => "handoff_refused_unknown_code",
-            HandoffRefusal::OtherSession => "handoff_refused_other_session",
-        }
-    }
-}
-
-fn unavailable() -> Reply {
-    json_reply(503, &json!({"error": "temporarily_unavailable", "message": "the token store is unavailable"}))
-}
-
 impl AuthService {
     /// Parks `tokens` for `session` under a fresh handoff code, which it returns.
     pub(crate) async fn park(&self, session: SessionId, tokens: StoredTokens) -> Result<String, FlowError> {
@@ -97,20 +53,21 @@ impl AuthService {
 
     /// `POST /_gateway/handoff`: attaches the parked sign-in of `{"code"}` to the request's
     /// session if the code was issued to it, rotates the session's cookie, tells the channel.
-    pub async fn redeem_handoff(&self, req: &AuthRequest<'_>) -> Reply {
+    /// Returns the rotated cookie's `Set-Cookie`.
+    pub async fn redeem_handoff(&self, req: &AuthRequest<'_>) -> Result<String, AuthRefusal> {
         match self.try_redeem(req).await {
-            Ok(reply) => reply,
+            Ok(set_cookie) => Ok(set_cookie),
             Err(Some(refusal)) => {
                 self.metrics.observe_login("unknown", refusal.metric());
                 tracing::warn!(reason = refusal.metric(), "handoff refused");
-                refusal.answer()
+                Err(AuthRefusal::Handoff(refusal))
             }
-            Err(None) => unavailable(),
+            Err(None) => Err(AuthRefusal::StoreUnavailable),
         }
     }
 
     /// `Err(None)`: the store failed.
-    async fn try_redeem(&self, req: &AuthRequest<'_>) -> Result<Reply, Option<HandoffRefusal>> {
+    async fn try_redeem(&self, req: &AuthRequest<'_>) -> Result<String, Option<HandoffRefusal>> {
         let origin = req.headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
         let own = self.public.origin();
         if origin.is_none() || !crate::channel::origin_allowed(origin, &own, &self.allowed_origins) {
@@ -129,7 +86,7 @@ impl AuthService {
         self.metrics.observe_login(provider.as_str(), "handoff_redeemed");
         tracing::info!(provider = %provider, session = %session.log_tag(), "sign-in handed to its task pane");
         self.announce_signed_in(&session).await;
-        Ok(with_cookie(reply(204, "text/plain", ""), Some(set_cookie)))
+        Ok(set_cookie)
     }
 }
 

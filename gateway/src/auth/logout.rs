@@ -3,41 +3,34 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
-
-use super::{json_reply, reply, AuthRequest, AuthService, Reply};
+use super::{AuthRefusal, AuthRequest, AuthService};
 use crate::providers::exchange;
 
 impl AuthService {
     /// Logs the session out. The `Origin` must be the gateway's own (no cross-site logout).
-    pub async fn logout(self: &Arc<Self>, req: &AuthRequest<'_>) -> Reply {
+    pub async fn logout(self: &Arc<Self>, req: &AuthRequest<'_>) -> Result<(), AuthRefusal> {
         let origin = req.headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
         if origin != Some(self.public.origin().as_str()) {
-            return json_reply(
-                403,
-                &json!({"error": "forbidden", "message": "logout must come from the gateway's origin"}),
-            );
+            return Err(AuthRefusal::NotSameOrigin("logout"));
         }
-        let from_cookie = match self.session_of(req.headers).await {
-            Ok(s) => s,
-            Err(_) => return json_reply(503, &json!({"error": "temporarily_unavailable"})),
-        };
-        let session = match from_cookie.or_else(|| req.query_param("ticket").and_then(|t| self.channel_session(&t))) {
-            Some(s) => s,
-            None => return reply(204, "text/plain", ""),
+        let from_cookie = self.session_of(req.headers).await.map_err(|_| AuthRefusal::StoreUnavailable)?;
+        let Some(session) = from_cookie.or_else(|| req.query_param("ticket").and_then(|t| self.channel_session(&t)))
+        else {
+            return Ok(());
         };
         let provider = match req.query_param("provider") {
             Some(name) => match self.providers.get(&name) {
                 Some(p) => Some(p.name.clone()),
-                None => return json_reply(400, &json!({"error": "unknown_provider", "provider": name})),
+                None => return Err(AuthRefusal::UnknownProvider(name)),
             },
             None => None,
         };
         let all = self.providers.names();
-        let removed = match self.store.remove_tokens(&session, provider.as_ref(), &all).await {
-            Ok(r) => r,
-            Err(_) => return json_reply(503, &json!({"error": "temporarily_unavailable"})),
-        };
+        let removed = self
+            .store
+            .remove_tokens(&session, provider.as_ref(), &all)
+            .await
+            .map_err(|_| AuthRefusal::StoreUnavailable)?;
         tracing::info!(session = %session.log_tag(), providers = removed.len(), "signed out");
         for tokens in removed {
             let this = Arc::clone(self);
@@ -48,6 +41,6 @@ impl AuthService {
                 }
             });
         }
-        reply(204, "text/plain", "")
+        Ok(())
     }
 }

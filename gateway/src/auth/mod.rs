@@ -23,15 +23,15 @@
 //! connect URL alone never signs anyone in (unless `session.popup_binding = "ticket"`).
 
 pub mod callback;
-pub mod completion;
 pub mod connect;
-pub mod dev_idp;
 pub mod error;
+pub mod flow;
 pub mod guard;
 pub mod handoff;
 pub mod logout;
 pub mod obo;
 pub mod refresh;
+mod refusal;
 pub mod session_info;
 
 use std::sync::Arc;
@@ -48,6 +48,8 @@ use crate::session::cookie::{self, CookieRead, CookieSettings, SessionCookie};
 use crate::session::ticket::Tickets;
 use crate::session::{Keyring, SessionId};
 use crate::store::{StoreError, TokenStore};
+pub use callback::CallbackFailure;
+pub use refusal::{AuthRefusal, Completed, Delivery, HandoffRefusal, ProviderState, SessionState, SignInLink};
 
 /// `/connect/` routes.
 pub const CONNECT_PREFIX: &str = "/connect/";
@@ -55,9 +57,6 @@ pub const CONNECT_PREFIX: &str = "/connect/";
 pub const SESSION_PATH: &str = "/_gateway/session";
 /// `POST /connect/logout`.
 pub const LOGOUT_PATH: &str = "/connect/logout";
-
-/// A gateway answer: status, headers, body.
-pub type Reply = http::Response<Bytes>;
 
 /// The parts of a request the auth handlers read.
 pub struct AuthRequest<'a> {
@@ -100,15 +99,15 @@ pub struct AuthService {
 }
 
 impl AuthService {
-    /// Wires the flow.
+    /// Wires the flow; `keys` are those of `config.session.secrets`.
     pub fn new(
         config: &Config,
+        keys: Keyring,
         providers: ProviderRegistry,
         store: Arc<dyn TokenStore>,
         hub: Arc<Hub>,
         metrics: Metrics,
     ) -> Self {
-        let keys = Keyring::from_secrets(&config.session.secrets);
         Self {
             tickets: Tickets::new(&keys, config.session.ticket_ttl.get()),
             keys,
@@ -192,6 +191,18 @@ impl AuthService {
         self.tickets.open_channel(ticket).ok()
     }
 
+    /// The session a status-channel request joins: its cookie's, else its `?ticket=`'s. A store
+    /// outage joins by ticket only, so the socket still hears the events of a ticket's session.
+    pub async fn channel_member(&self, headers: &HeaderMap, query: Option<&str>) -> Option<SessionId> {
+        if let Ok(Some(session)) = self.session_of(headers).await {
+            return Some(session);
+        }
+        let ticket = query.and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "ticket").map(|(_, v)| v.into_owned())
+        })?;
+        self.channel_session(&ticket)
+    }
+
     /// The redirect URI registered at providers: `{public_url}/connect/{provider}/callback`.
     pub fn redirect_uri(&self, provider: &str) -> String {
         self.public.join(&format!("{CONNECT_PREFIX}{provider}/callback"))
@@ -235,48 +246,6 @@ impl AuthService {
     pub fn providers(&self) -> &ProviderRegistry {
         &self.providers
     }
-}
-
-/// A reply with a body and content type; `no-store` always (these answers are per user).
-pub(crate) fn reply(status: u16, content_type: &str, body: impl Into<Bytes>) -> Reply {
-    let mut r = http::Response::new(body.into());
-    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    let h = r.headers_mut();
-    if let Ok(v) = http::HeaderValue::from_str(content_type) {
-        h.insert(http::header::CONTENT_TYPE, v);
-    }
-    h.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
-    h.insert("x-content-type-options", http::HeaderValue::from_static("nosniff"));
-    r
-}
-
-/// A JSON reply.
-pub(crate) fn json_reply(status: u16, value: &serde_json::Value) -> Reply {
-    reply(status, "application/json", value.to_string())
-}
-
-/// Adds `Set-Cookie` when a session was just created.
-pub(crate) fn with_cookie(mut r: Reply, set_cookie: Option<String>) -> Reply {
-    if let Some(v) = set_cookie.and_then(|c| http::HeaderValue::from_str(&c).ok()) {
-        r.headers_mut().append(http::header::SET_COOKIE, v);
-    }
-    r
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub(crate) fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[async_trait::async_trait]

@@ -7,9 +7,12 @@
 //! `X-Rewrite-URL`) are removed unless the peer is a trusted proxy; an `_` spelling of any of
 //! them is always removed, since no well-behaved proxy sends one.
 
+mod user;
+
 use http::HeaderName;
 
 use crate::config::{defaults, IdentityHeaderNames};
+pub use user::Identity;
 
 /// Forwarding headers only a trusted proxy may send.
 const FORWARDING_HEADERS: [&str; 5] = ["forwarded", "x-real-ip", "x-original-url", "x-rewrite-url", "x-forwarded-"];

@@ -30,7 +30,8 @@ use super::id_token::{string_list, Audience};
 use super::jwks::JwksCache;
 use crate::config::types::ProviderName;
 use crate::config::{BearerConfig, SignInRules};
-use crate::store::{Identity, StoredTokens};
+use crate::identity::Identity;
+use crate::store::StoredTokens;
 
 /// Clock skew tolerated on `exp` and `nbf`, as Microsoft's libraries do.
 pub const SKEW: Duration = Duration::from_secs(300);

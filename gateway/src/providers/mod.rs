@@ -2,6 +2,7 @@
 //! code exchange (oauth2 crate), and who the user is (ID token, userinfo or the GitHub API).
 
 pub mod bearer;
+pub mod dev;
 pub mod discovery;
 pub mod exchange;
 pub mod http_client;

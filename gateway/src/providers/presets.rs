@@ -74,7 +74,7 @@ pub fn github() -> Option<Endpoints> {
 
 /// The built-in `dev` provider under the gateway's own origin.
 pub fn dev(public_origin: &str) -> Option<Endpoints> {
-    let base = format!("{public_origin}{}", crate::auth::dev_idp::DEV_PREFIX);
+    let base = format!("{public_origin}{}", crate::providers::dev::DEV_PREFIX);
     Some(Endpoints {
         authorization: url(&format!("{base}/authorize"))?,
         token: url(&format!("{base}/token"))?,

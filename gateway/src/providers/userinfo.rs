@@ -7,7 +7,7 @@ use url::Url;
 
 use super::http_client::{HttpClient, HttpError};
 use crate::config::types::ProviderName;
-use crate::store::Identity;
+use crate::identity::Identity;
 
 /// GitHub's list of a user's email addresses.
 const GITHUB_EMAILS: &str = "https://api.github.com/user/emails";

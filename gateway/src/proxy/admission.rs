@@ -34,9 +34,9 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::deadline::{ClientStream, ConnClock};
-use super::respond;
 use crate::config::ConnectionLimits;
 use crate::metrics::{Limit, Metrics};
+use crate::respond;
 
 /// Fewest descriptors kept back from `server.max_connections` for upstream connections, the
 /// store, the channel server, listeners and files; an eighth of the limit when that is more.
@@ -240,7 +240,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Admitted<A> {
 
 /// Answers a refused plain-HTTP connection and closes it, within a bounded time.
 async fn refuse(stream: &mut Stream, limit: Limit) {
-    let bytes = respond::http1_bytes(&respond::over_limit(limit));
+    let bytes = respond::Answer::from(limit).http1_bytes();
     let answer = async {
         stream.write_all(&bytes).await?;
         stream.flush().await?;

@@ -1,23 +1,17 @@
-//! Answers the gateway's own routes: reads what the concern modules need from the Pingora
-//! session, calls them, and writes their reply.
+//! The gateway's own routes: each reads what its concern module needs from the Pingora session,
+//! calls it, and writes what `respond` makes of the outcome.
 
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
 
-use super::respond;
-use super::route::Route;
-use super::Gateway;
+use super::{Gateway, Live};
 use crate::auth::AuthRequest;
+use crate::respond::{self, Answer};
 
-/// Largest request body a gateway route reads (login form, logout).
-pub(super) const MAX_LOCAL_BODY: usize = 16 * 1024;
+/// Largest request body a gateway route reads (the dev login form).
+const MAX_LOCAL_BODY: usize = 16 * 1024;
 /// Largest handoff body (`{"code": "..."}` is under 100 bytes).
 const MAX_HANDOFF_BODY: usize = 1024;
-
-/// Reads the request body up to [`MAX_LOCAL_BODY`]; `None` when it is larger.
-async fn read_body(session: &mut Session) -> pingora::Result<Option<Bytes>> {
-    read_bounded(session, MAX_LOCAL_BODY).await
-}
 
 /// Reads the whole request body if it is at most `max` bytes; `None` when it is larger.
 pub(super) async fn read_bounded(session: &mut Session, max: usize) -> pingora::Result<Option<Bytes>> {
@@ -31,58 +25,130 @@ pub(super) async fn read_bounded(session: &mut Session, max: usize) -> pingora::
     Ok(Some(buf.freeze()))
 }
 
-impl Gateway {
-    /// Answers `route` (any gateway route) and writes the response.
-    pub(super) async fn answer_local(
-        &self,
-        live: &super::Live,
-        session: &mut Session,
-        route: Route<'_>,
-    ) -> pingora::Result<()> {
-        let method = session.req_header().method.clone();
-        let body = match route {
-            Route::DevIdp(_) if method == http::Method::POST => match read_body(session).await? {
+/// What a gateway route needs of its request, owned so the session can be written to afterwards.
+struct Owned {
+    method: http::Method,
+    headers: http::HeaderMap,
+    query: Option<String>,
+    body: Bytes,
+}
+
+impl Owned {
+    /// The request's parts; a body only when `max_body` is set and the method is POST. `None`
+    /// when the body is over `max_body` (413 written).
+    async fn read(session: &mut Session, max_body: Option<usize>) -> pingora::Result<Option<Self>> {
+        let req = session.req_header();
+        let (method, headers, query) = (req.method.clone(), req.headers.clone(), req.uri.query().map(str::to_owned));
+        let body = match max_body {
+            Some(max) if method == http::Method::POST => match read_bounded(session, max).await? {
                 Some(b) => b,
-                None => return respond::write(session, respond::too_large()).await,
-            },
-            Route::Handoff if method == http::Method::POST => match read_bounded(session, MAX_HANDOFF_BODY).await? {
-                Some(b) => b,
-                None => return respond::write(session, respond::too_large()).await,
+                None => {
+                    respond::write(session, respond::too_large()).await?;
+                    return Ok(None);
+                }
             },
             _ => Bytes::new(),
         };
-        let headers = session.req_header().headers.clone();
-        let query = session.req_header().uri.query().map(str::to_owned);
-        let req = AuthRequest { method: &method, query: query.as_deref(), headers: &headers, body };
-        let reply = match route {
-            Route::Health => {
-                let (healthy, total) = self.upstreams.health_counts();
-                return respond::write(session, respond::health(healthy, total)).await;
+        Ok(Some(Self { method, headers, query, body }))
+    }
+
+    fn auth(&self) -> AuthRequest<'_> {
+        AuthRequest {
+            method: &self.method,
+            query: self.query.as_deref(),
+            headers: &self.headers,
+            body: self.body.clone(),
+        }
+    }
+}
+
+/// Writes `answer`; the request was answered here.
+pub(super) async fn answer(session: &mut Session, answer: Answer) -> pingora::Result<bool> {
+    respond::write(session, answer).await?;
+    Ok(true)
+}
+
+impl Gateway {
+    /// `GET /_gateway/health`.
+    pub(super) async fn health(&self, session: &mut Session) -> pingora::Result<bool> {
+        let (healthy, total) = self.upstreams.health_counts();
+        answer(session, respond::health(healthy, total)).await
+    }
+
+    /// `GET /_gateway/ready`.
+    pub(super) async fn ready(&self, session: &mut Session) -> pingora::Result<bool> {
+        let missing = self.readiness.missing().await;
+        answer(session, respond::readiness(&missing)).await
+    }
+
+    /// `GET /_gateway/session`.
+    pub(super) async fn session_info(&self, live: &Live, session: &mut Session) -> pingora::Result<bool> {
+        let Some(req) = Owned::read(session, None).await? else { return Ok(true) };
+        let outcome = live.auth.session_info(&req.auth()).await;
+        answer(session, outcome.map_or_else(Answer::from, Answer::from)).await
+    }
+
+    /// `GET /connect/{provider}/{ticket}`: 302 to the provider, or the failure page.
+    pub(super) async fn connect(
+        &self,
+        live: &Live,
+        session: &mut Session,
+        provider: &str,
+        ticket: &str,
+    ) -> pingora::Result<bool> {
+        let Some(req) = Owned::read(session, None).await? else { return Ok(true) };
+        let reply = match live.auth.connect(provider, ticket, &req.auth()).await {
+            Ok(url) => Answer::redirect(url.as_str()),
+            Err(e) => {
+                let opener = crate::auth::flow::Opener::Window;
+                respond::flow_failure_page(&live.auth.public_origin(), provider, opener, &e)
             }
-            Route::Ready => {
-                let missing = self.readiness.missing().await;
-                return respond::write(session, respond::readiness(&missing)).await;
-            }
-            Route::Session => live.auth.session_info(&req).await,
-            Route::Connect { provider, ticket } => match live.auth.connect(provider, ticket, &req).await {
-                Ok(r) => r,
-                Err(e) => respond::flow_error(&e, provider, &live.auth),
-            },
-            Route::Callback { provider } => match live.auth.callback(provider, &req).await {
-                Ok(r) => r,
-                Err(f) => respond::callback_failure(&f, &live.auth),
-            },
-            Route::Logout if method == http::Method::POST => live.auth.logout(&req).await,
-            Route::Logout => respond::method_not_allowed("POST"),
-            Route::Handoff if method == http::Method::POST => live.auth.redeem_handoff(&req).await,
-            Route::Handoff => respond::method_not_allowed("POST"),
-            Route::DevIdp(rest) => match &live.dev_idp {
-                Some(dev) => dev.handle(&method, rest, req.query, &req.body).await,
-                None => respond::not_found(),
-            },
-            Route::ClientJs => respond::client_js(),
-            Route::NotFound | Route::Upstream | Route::Events | Route::SocketIo | Route::Bot => respond::not_found(),
         };
-        respond::write_reply(session, reply).await
+        answer(session, reply).await
+    }
+
+    /// `GET /connect/{provider}/callback`: the completion page.
+    pub(super) async fn callback(&self, live: &Live, session: &mut Session, provider: &str) -> pingora::Result<bool> {
+        let Some(req) = Owned::read(session, None).await? else { return Ok(true) };
+        let origin = live.auth.public_origin();
+        let reply = match live.auth.callback(provider, &req.auth()).await {
+            Ok(done) => respond::completion_page(&origin, &done),
+            Err(f) => respond::flow_failure_page(&origin, &f.provider, f.opener, &f.error),
+        };
+        answer(session, reply).await
+    }
+
+    /// `POST /connect/logout`.
+    pub(super) async fn logout(&self, live: &Live, session: &mut Session) -> pingora::Result<bool> {
+        if session.req_header().method != http::Method::POST {
+            return answer(session, respond::method_not_allowed("POST")).await;
+        }
+        let Some(req) = Owned::read(session, None).await? else { return Ok(true) };
+        let reply = match live.auth.logout(&req.auth()).await {
+            Ok(()) => respond::done(None),
+            Err(refusal) => refusal.into(),
+        };
+        answer(session, reply).await
+    }
+
+    /// `POST /_gateway/handoff`.
+    pub(super) async fn handoff(&self, live: &Live, session: &mut Session) -> pingora::Result<bool> {
+        if session.req_header().method != http::Method::POST {
+            return answer(session, respond::method_not_allowed("POST")).await;
+        }
+        let Some(req) = Owned::read(session, Some(MAX_HANDOFF_BODY)).await? else { return Ok(true) };
+        let reply = match live.auth.redeem_handoff(&req.auth()).await {
+            Ok(set_cookie) => respond::done(Some(&set_cookie)),
+            Err(refusal) => refusal.into(),
+        };
+        answer(session, reply).await
+    }
+
+    /// The built-in dev provider's pages, when one is configured.
+    pub(super) async fn dev_idp(&self, live: &Live, session: &mut Session, rest: &str) -> pingora::Result<bool> {
+        let Some(dev) = &live.dev_idp else { return answer(session, respond::not_found()).await };
+        let Some(req) = Owned::read(session, Some(MAX_LOCAL_BODY)).await? else { return Ok(true) };
+        let reply = dev.handle(&req.method, rest, req.query.as_deref(), &req.body).await;
+        answer(session, reply).await
     }
 }

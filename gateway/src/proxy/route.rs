@@ -4,10 +4,10 @@
 //! is not a gateway route and goes through the route rules like any upstream request. The Teams
 //! bot path is the exception: it guards an upstream, so it is matched like a route rule.
 
-use crate::auth::dev_idp::DEV_PREFIX;
 use crate::auth::handoff::HANDOFF_PATH;
 use crate::auth::{CONNECT_PREFIX, LOGOUT_PATH, SESSION_PATH};
 use crate::channel::server::EVENTS_PATH;
+use crate::providers::dev::DEV_PREFIX;
 
 /// `GET /_gateway/client.js`.
 pub const CLIENT_JS_PATH: &str = "/_gateway/client.js";

@@ -173,8 +173,8 @@ impl Gateway {
                 let watch = self.channel.server.hub().watch(sid, "upstream_websocket");
                 // Re-check after joining: an expiry between the route check and the join is not missed.
                 if !matches!(live.auth.store().tokens(&sid, &provider).await, Ok(Some(_))) {
-                    let body = serde_json::json!({"error": "authentication_required", "message": "the session's sign-in expired"});
-                    return respond::write(session, respond::LocalResponse::json(401, &body)).await;
+                    let expired = crate::auth::AuthRefusal::SignInRequired { links: Vec::new(), set_cookie: None };
+                    return respond::write(session, expired.into()).await;
                 }
                 Some((watch, provider))
             }

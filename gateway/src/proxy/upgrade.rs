@@ -25,8 +25,8 @@ use pingora::{Error, ErrorType};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use super::respond;
 use crate::channel::server::ChannelServer;
+use crate::respond;
 use crate::session::SessionId;
 
 /// Bytes buffered between the Pingora session and the WebSocket stack, each way.
@@ -50,9 +50,8 @@ pub(super) async fn serve(
     let key = req.headers.get(http::header::SEC_WEBSOCKET_KEY).map(|k| derive_accept_key(k.as_bytes()));
     let version_ok = req.headers.get(http::header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) == Some(b"13");
     let (Some(accept), true) = (key, version_ok) else {
-        let body =
-            serde_json::json!({"error": "bad_request", "message": "a WebSocket version 13 handshake is required"});
-        respond::write(session, respond::LocalResponse::json(400, &body)).await?;
+        let refusal = respond::Answer::error(400, "bad_request", "a WebSocket version 13 handshake is required");
+        respond::write(session, refusal).await?;
         return Ok(400);
     };
     let path = req.uri.path().to_owned();
@@ -60,9 +59,9 @@ pub(super) async fn serve(
     let permit = match server.admit_upgrade(&path, query.as_deref(), client, sid) {
         Ok(permit) => permit,
         Err(limit) => {
-            let refusal = respond::over_limit(limit);
-            let status = refusal.response.status;
-            respond::write_refusal(session, refusal).await?;
+            let refusal = respond::Answer::from(limit);
+            let status = refusal.status();
+            respond::write(session, refusal).await?;
             return Ok(status);
         }
     };

@@ -10,9 +10,11 @@
 
 use serde_json::json;
 
-use super::{html_escape, reply, Reply};
+use super::{html_escape, Answer};
+use crate::auth::error::FlowError;
+use crate::auth::flow::Opener;
+use crate::auth::{Completed, Delivery};
 use crate::session::random_token;
-use crate::store::Opener;
 
 const TEMPLATE: &str = include_str!("../../assets/completion.html");
 /// office.js, loaded only when the Office dialog API opened the popup.
@@ -23,7 +25,7 @@ const TEAMS_JS: &str = "https://res.cdn.office.net/teams-js/2.34.0/js/MicrosoftT
 const CLOSE_DELAY_MS: u32 = 600;
 
 /// What the page reports.
-pub enum Outcome<'a> {
+enum Outcome<'a> {
     /// Signed in as `user`.
     Success {
         /// The user's display name.
@@ -52,8 +54,29 @@ pub enum Outcome<'a> {
     },
 }
 
-/// The completion page for `provider`.
-pub fn page(status: u16, provider: &str, origin: &str, opener: Opener, outcome: Outcome<'_>) -> Reply {
+/// The page of a finished sign-in (200).
+pub fn completion_page(origin: &str, done: &Completed) -> Answer {
+    let user = done.user.as_str();
+    let outcome = match &done.delivery {
+        Delivery::Attached => Outcome::Success { user },
+        Delivery::Handoff(code) => Outcome::Handoff { user, code },
+        Delivery::TeamsCode(code) => Outcome::TeamsCode { user, code },
+    };
+    page(200, &done.provider, origin, done.opener, outcome).with_cookie(done.set_cookie.as_deref())
+}
+
+/// The page of a failed sign-in: the OAuth error code and what went wrong, with the status of
+/// `error` (`FlowError`: 4xx for the request, 502 for the provider, 503 for the gateway).
+pub fn flow_failure_page(origin: &str, provider: &str, opener: Opener, error: &FlowError) -> Answer {
+    let description = match error {
+        FlowError::Denied { description, .. } if !description.is_empty() => description.clone(),
+        other => other.to_string(),
+    };
+    let outcome = Outcome::Failure { error: error.oauth_code(), description: &description };
+    page(super::refusals::flow_status(error), provider, origin, opener, outcome)
+}
+
+fn page(status: u16, provider: &str, origin: &str, opener: Opener, outcome: Outcome<'_>) -> Answer {
     let nonce = random_token(16).unwrap_or_else(|| "gateway".to_owned());
     let (title, message, outcome, page) = match outcome {
         Outcome::Success { user } => (
@@ -99,16 +122,13 @@ pub fn page(status: u16, provider: &str, origin: &str, opener: Opener, outcome: 
         .replace("{{MESSAGE}}", &html_escape(&message))
         .replace("{{OUTCOME}}", &outcome)
         .replace("{{PAGE}}", &page);
-    let mut r = reply(status, "text/html; charset=utf-8", body);
     let csp = format!(
         "default-src 'none'; script-src 'nonce-{nonce}' {OFFICE_JS} {TEAMS_JS}; style-src 'nonce-{nonce}'; \
          connect-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     );
-    if let Ok(v) = http::HeaderValue::from_str(&csp) {
-        r.headers_mut().insert("content-security-policy", v);
-    }
-    r.headers_mut().insert("referrer-policy", http::HeaderValue::from_static("no-referrer"));
-    r
+    Answer::html(status, body)
+        .with_header(http::header::CONTENT_SECURITY_POLICY, &csp)
+        .with_header_static("referrer-policy", "no-referrer")
 }
 
 fn opener_name(o: Opener) -> &'static str {

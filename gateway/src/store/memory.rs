@@ -8,7 +8,8 @@ use moka::future::Cache;
 use moka::notification::RemovalCause as MokaCause;
 use tokio::sync::broadcast;
 
-use super::{FlowRecord, Handoff, Removal, RemovalCause, SinceSignIn, StoreError, StoredTokens, TokenStore, FLOW_TTL};
+use super::{Handoff, Removal, RemovalCause, SinceSignIn, StoreError, StoredTokens, TokenStore, FLOW_TTL};
+use crate::auth::flow::FlowRecord;
 use crate::config::types::ProviderName;
 use crate::session::SessionId;
 
@@ -229,7 +230,8 @@ fn clone_flow(f: &FlowRecord) -> FlowRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Identity, Opener};
+    use crate::auth::flow::Opener;
+    use crate::identity::Identity;
     use secrecy::SecretString;
     use std::time::SystemTime;
 

@@ -17,53 +17,13 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use tokio::sync::broadcast;
 
+use crate::auth::flow::FlowRecord;
 use crate::config::types::ProviderName;
+use crate::identity::Identity;
 use crate::session::SessionId;
 
 /// Lifetime of a login transaction (the `state` of one popup sign-in).
 pub const FLOW_TTL: Duration = Duration::from_secs(600);
-
-/// Who signed in, as the upstream will see it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Identity {
-    /// The provider.
-    pub provider: ProviderName,
-    /// Stable subject id at that provider.
-    pub subject: String,
-    /// Email, when the provider vouches for one.
-    pub email: Option<String>,
-    /// Preferred user name / login.
-    pub preferred_username: Option<String>,
-    /// Display name.
-    pub name: Option<String>,
-    /// Entra tenant id (`tid`), when the provider names one.
-    pub tenant: Option<String>,
-    /// Values of the `groups` claim.
-    pub groups: Vec<String>,
-    /// Values of the `roles` claim (app roles).
-    pub roles: Vec<String>,
-}
-
-impl Identity {
-    /// An identity with only a subject and a name (providers that say nothing else).
-    pub fn new(provider: ProviderName, subject: String) -> Self {
-        Self {
-            provider,
-            subject,
-            email: None,
-            preferred_username: None,
-            name: None,
-            tenant: None,
-            groups: Vec::new(),
-            roles: Vec::new(),
-        }
-    }
-
-    /// The best name to show a person.
-    pub fn display_name(&self) -> &str {
-        self.name.as_deref().or(self.preferred_username.as_deref()).or(self.email.as_deref()).unwrap_or(&self.subject)
-    }
-}
 
 /// Tokens of one session at one provider. `Debug` never shows a token.
 #[derive(Debug, Clone)]
@@ -80,23 +40,6 @@ pub struct StoredTokens {
     pub signed_in_at: SystemTime,
 }
 
-/// One popup sign-in in progress, keyed by its `state`. `Debug` never shows the verifier.
-#[derive(Debug)]
-pub struct FlowRecord {
-    /// The session that asked.
-    pub session: SessionId,
-    /// The provider it went to.
-    pub provider: ProviderName,
-    /// PKCE verifier (RFC 7636 §4.1).
-    pub pkce_verifier: SecretString,
-    /// OIDC nonce (OpenID Connect Core §3.1.2.1).
-    pub nonce: String,
-    /// Where the popup was opened from, for the completion page.
-    pub opener: Opener,
-    /// The Teams user this sign-in is for (messaging-extension loop), instead of a browser session.
-    pub teams_user: Option<String>,
-}
-
 /// A finished sign-in waiting for the task pane that asked for it to redeem its handoff code.
 #[derive(Debug)]
 pub struct Handoff {
@@ -104,17 +47,6 @@ pub struct Handoff {
     pub session: SessionId,
     /// The result.
     pub tokens: StoredTokens,
-}
-
-/// What opened the popup, so the completion page knows whom to tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Opener {
-    /// `window.open` from a page (task pane in a browser).
-    Window,
-    /// The Office dialog API (`messageParent`).
-    Office,
-    /// The Teams SDK (`notifySuccess` / `notifyFailure`).
-    Teams,
 }
 
 /// Why tokens left the store.

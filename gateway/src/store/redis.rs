@@ -29,12 +29,12 @@ use tokio::sync::{broadcast, watch, OnceCell};
 
 use super::key_names::{KeyNames, COMPANION_MARGIN};
 use super::sealed::Sealer;
-use super::{
-    FlowRecord, Handoff, Identity, Opener, Removal, RemovalCause, StoreError, StoredTokens, TokenStore, FLOW_TTL,
-};
+use super::{Handoff, Removal, RemovalCause, StoreError, StoredTokens, TokenStore, FLOW_TTL};
+use crate::auth::flow::{FlowRecord, Opener};
 use crate::channel::hub::Relay;
 use crate::channel::{Hub, StatusEvent};
 use crate::config::types::ProviderName;
+use crate::identity::Identity;
 use crate::session::{Keyring, SessionId};
 
 /// How long an L1 entry may be served without asking Redis.

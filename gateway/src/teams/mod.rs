@@ -20,6 +20,7 @@
 
 pub mod activity;
 pub mod bot_token;
+mod refusal;
 pub mod response;
 pub mod security_code;
 
@@ -34,7 +35,8 @@ use crate::session::SessionId;
 use crate::session::{Keyring, Purpose};
 use crate::store::{StoredTokens, TokenStore};
 use activity::{Activity, ActivityError, VERIFY_STATE_INVOKE};
-use bot_token::{BotTokenError, BotTokenVerifier};
+use bot_token::BotTokenVerifier;
+pub use refusal::BotRefusal;
 
 /// Prefix marking a Teams user reference in a connect URL (`/connect/{provider}/t.<ref>`).
 pub const TEAMS_TICKET_PREFIX: &str = "t.";
@@ -82,13 +84,8 @@ pub enum BotDecision {
         /// The `TokenExchangeInvokeResponse`.
         json: serde_json::Value,
     },
-    /// Refuse with this status; forward nothing.
-    Refuse {
-        /// HTTP status.
-        status: u16,
-        /// What was wrong.
-        message: String,
-    },
+    /// Refuse; forward nothing.
+    Refuse(BotRefusal),
 }
 
 struct Pending {
@@ -223,10 +220,7 @@ impl TeamsService {
     /// copy of an invoke already handled by any gateway).
     async fn token_exchange(&self, activity: &Activity, user: &str, sso: &dyn TeamsSso) -> BotDecision {
         let Some((id, connection, token)) = activity.token_exchange() else {
-            return BotDecision::Refuse {
-                status: 400,
-                message: "a token exchange without value.id or value.token".into(),
-            };
+            return BotDecision::Refuse(BotRefusal::BadExchange);
         };
         let answer = |status: u16, failure: Option<&str>| BotDecision::Invoke {
             status,
@@ -252,13 +246,13 @@ impl TeamsService {
     pub async fn handle(&self, authorization: Option<&str>, body: &[u8], sso: Option<&dyn TeamsSso>) -> BotDecision {
         let activity = match Activity::parse(body) {
             Ok(a) => a,
-            Err(e @ ActivityError::TooLarge) => return refuse(413, &e),
-            Err(e) => return refuse(400, &e),
+            Err(e @ ActivityError::TooLarge) => return BotDecision::Refuse(BotRefusal::TooLarge(e)),
+            Err(e) => return BotDecision::Refuse(BotRefusal::BadActivity(e)),
         };
         if let Some(v) = &self.verifier {
             if let Err(e) = v.verify(authorization, activity.service_url()).await {
                 tracing::warn!(reason = %e, "bot request refused");
-                return refuse(if e == BotTokenError::KeysUnavailable { 503 } else { 401 }, &e);
+                return BotDecision::Refuse(BotRefusal::Unauthenticated(e));
             }
         }
         if self.config.pass_through {
@@ -266,7 +260,7 @@ impl TeamsService {
         }
         let user = match activity.user_key() {
             Ok(u) => u,
-            Err(e) => return refuse(400, &e),
+            Err(e) => return BotDecision::Refuse(BotRefusal::BadActivity(e)),
         };
         let sso = sso.filter(|_| self.config.sso);
         if let (Some(sso), true) = (sso, activity.kind() == "invoke" && activity.name() == TOKEN_EXCHANGE_INVOKE) {
@@ -280,14 +274,14 @@ impl TeamsService {
                 }
                 Err(reason) => {
                     tracing::info!(reason = %reason, "teams single sign-on refused");
-                    BotDecision::Refuse { status: 412, message: "the single sign-on token could not be used".into() }
+                    BotDecision::Refuse(BotRefusal::SsoTokenRefused)
                 }
             };
         }
         if activity.kind() == "invoke" && activity.name() == VERIFY_STATE_INVOKE {
             return match activity.state() {
                 Some(code) if self.redeem(&user, code).await.is_some() => BotDecision::Reply(response::ok()),
-                _ => BotDecision::Refuse { status: 412, message: "the code does not match".to_owned() },
+                _ => BotDecision::Refuse(BotRefusal::CodeMismatch),
             };
         }
         if activity.kind() == "message" {
@@ -316,10 +310,6 @@ impl TeamsService {
         }
         BotDecision::Reply(response::auth_required(&self.sign_in_url(&user)))
     }
-}
-
-fn refuse(status: u16, e: &dyn std::fmt::Display) -> BotDecision {
-    BotDecision::Refuse { status, message: e.to_string() }
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use super::*;
 use crate::config::types::{ProviderName, Ttl};
 use crate::config::SessionSecret;
+use crate::identity::Identity;
 use crate::providers::http_client::{HttpClient, HttpError, HttpRequest, HttpResponse};
-use crate::store::Identity;
 
 const RSA_A: &[u8] = include_bytes!("../../../tests/fixtures/keys/rsa-a.der");
 const RSA_A_N: &str = include_str!("../../../tests/fixtures/keys/rsa-a.n");
@@ -179,9 +179,9 @@ async fn verify_state_invoke_and_a_typed_code_validate_without_forwarding() {
 #[tokio::test]
 async fn malformed_and_oversized_activities_are_refused() {
     let t = service(false);
-    assert!(matches!(t.handle(None, b"{not json", None).await, BotDecision::Refuse { status: 400, .. }));
+    assert_eq!(refusal_status(t.handle(None, b"{not json", None).await), Some(400));
     let big = vec![b'a'; activity::MAX_ACTIVITY_BYTES + 1];
-    assert!(matches!(t.handle(None, &big, None).await, BotDecision::Refuse { status: 413, .. }));
+    assert_eq!(refusal_status(t.handle(None, &big, None).await), Some(413));
 }
 
 fn bot_token(key: &[u8], kid: &str, claims: Value) -> String {
@@ -195,11 +195,16 @@ fn claims() -> Value {
     json!({"iss": "https://api.botframework.com", "aud": APP_ID, "exp": now + 600, "nbf": now - 10, "serviceurl": SERVICE_URL})
 }
 
-async fn refused(t: &TeamsService, auth: Option<&str>) -> Option<u16> {
-    match t.handle(auth, &query("u1", None), None).await {
-        BotDecision::Refuse { status, .. } => Some(status),
+/// The status the bot endpoint answers for a refused request; `None` when not refused.
+fn refusal_status(decision: BotDecision) -> Option<u16> {
+    match decision {
+        BotDecision::Refuse(r) => Some(crate::respond::bot_refusal(&r).status()),
         _ => None,
     }
+}
+
+async fn refused(t: &TeamsService, auth: Option<&str>) -> Option<u16> {
+    refusal_status(t.handle(auth, &query("u1", None), None).await)
 }
 
 #[tokio::test]
@@ -331,10 +336,7 @@ async fn token_exchange_invokes_validate_the_user_once_and_copies_or_bad_tokens_
     }
     q["value"]["authentication"] = json!({"token": "bad"});
     q["from"]["aadObjectId"] = json!("u3");
-    assert!(matches!(
-        t.handle(None, q.to_string().as_bytes(), Some(&sso)).await,
-        BotDecision::Refuse { status: 412, .. }
-    ));
+    assert_eq!(refusal_status(t.handle(None, q.to_string().as_bytes(), Some(&sso)).await), Some(412));
 
     // Without `sso = true` the gateway leaves token exchanges to the bot.
     let plain = service(false);

@@ -15,7 +15,7 @@ use gateway::session::ticket::Tickets;
 use gateway::session::{Purpose, SessionId};
 use gateway::store::redis::encode_flow;
 use gateway::store::sealed::Sealer;
-use gateway::store::{FlowRecord, Opener};
+use gateway::auth::flow::{FlowRecord, Opener};
 use gateway_fuzz::{
     keyring, BOT_APP_ID, CLIENT_ID, COOKIE_NAME, ISSUER, NONCE, OTHER_SECRET, RSA_DER, RSA_KID, SECRET,
 };

@@ -14,7 +14,7 @@
 use gateway::auth::AuthRequest;
 use gateway::store::redis::{decode_flow, encode_flow};
 use gateway::store::sealed::Sealer;
-use gateway::store::FlowRecord;
+use gateway::auth::flow::FlowRecord;
 use gateway_fuzz::{keyring, OTHER_SECRET, SECRET};
 use http::{HeaderMap, Method};
 use libfuzzer_sys::fuzz_target;

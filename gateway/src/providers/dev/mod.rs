@@ -9,14 +9,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use bytes::Bytes;
 use moka::future::Cache;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::json;
 
-use super::{html_escape, json_reply, reply, Reply};
 use crate::providers::http_client::{HttpClient, HttpError, HttpRequest, HttpResponse};
+use crate::respond::{html_escape, Answer};
 use crate::session::random_token;
 
 /// Path prefix of the dev provider on the gateway.
@@ -95,16 +94,16 @@ impl DevIdp {
     }
 
     /// Serves a browser request under [`DEV_PREFIX`] (`path` is what follows it).
-    pub async fn handle(&self, method: &http::Method, path: &str, query: Option<&str>, body: &[u8]) -> Reply {
+    pub async fn handle(&self, method: &http::Method, path: &str, query: Option<&str>, body: &[u8]) -> Answer {
         match (method.as_str(), path) {
             ("GET", "/authorize") => self.authorize_form(query.unwrap_or("")).await,
             ("POST", "/authorize") => self.authorize_submit(body).await,
-            ("GET", "/jwks") => json_reply(200, &json!({"keys": [self.jwk]})),
-            _ => json_reply(404, &json!({"error": "not_found"})),
+            ("GET", "/jwks") => Answer::json(200, &json!({"keys": [self.jwk]})),
+            _ => crate::respond::not_found(),
         }
     }
 
-    async fn authorize_form(&self, query: &str) -> Reply {
+    async fn authorize_form(&self, query: &str) -> Answer {
         let q = |name: &str| {
             url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
         };
@@ -132,17 +131,13 @@ impl DevIdp {
         let body = LOGIN_FORM
             .replace("{{REQUEST}}", &html_escape(&id))
             .replace("{{ACTION}}", &format!("{DEV_PREFIX}/authorize"));
-        let mut r = reply(200, "text/html; charset=utf-8", body);
-        r.headers_mut().insert(
+        Answer::html(200, body).with_header_static(
             "content-security-policy",
-            http::HeaderValue::from_static(
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-            ),
-        );
-        r
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        )
     }
 
-    async fn authorize_submit(&self, body: &[u8]) -> Reply {
+    async fn authorize_submit(&self, body: &[u8]) -> Answer {
         let form: Vec<(String, String)> =
             url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
         let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
@@ -248,20 +243,14 @@ impl HttpClient for DevIdp {
     }
 }
 
-fn redirect(location: &str) -> Reply {
-    let mut r = reply(302, "text/plain", Bytes::new());
-    if let Ok(v) = http::HeaderValue::from_str(location) {
-        r.headers_mut().insert(http::header::LOCATION, v);
-    }
-    r
+fn redirect(location: &str) -> Answer {
+    Answer::redirect(location)
 }
 
-fn error_page(message: &str) -> Reply {
-    reply(
-        400,
-        "text/html; charset=utf-8",
-        format!("<!doctype html><title>Dev sign-in</title><h1>Dev sign-in</h1><p>{}</p>\n", html_escape(message)),
-    )
+fn error_page(message: &str) -> Answer {
+    let body =
+        format!("<!doctype html><title>Dev sign-in</title><h1>Dev sign-in</h1><p>{}</p>\n", html_escape(message));
+    Answer::html(400, body)
 }
 
 const LOGIN_FORM: &str = r#"<!doctype html>
