@@ -51,7 +51,7 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
-    match cli.command.unwrap_or(Command::Run) {
+    let code = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(cli.config, cli.log_format),
         Command::CheckConfig => check_config(cli.config),
         Command::Certs { out } => certs(&out),
@@ -60,12 +60,15 @@ fn main() -> ExitCode {
             match gateway::demo::run(http, cli.config.as_deref()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
+                    logging::flush();
                     eprintln!("gateway demo: {e:#}");
                     ExitCode::from(1)
                 }
             }
         }
-    }
+    };
+    logging::flush();
+    code
 }
 
 fn load(config: Option<PathBuf>) -> Result<gateway::config::Config, ExitCode> {
@@ -83,11 +86,15 @@ fn run(path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
     logging::init(log_format);
     let config = match load(path.clone()) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(code) => {
+            logging::flush();
+            return code;
+        }
     };
     match gateway::app::run(config, path.as_deref(), gateway::app::signal_run_args()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            logging::flush();
             eprintln!(
                 "gateway: {}",
                 anyhow::Error::from(e).chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")

@@ -26,8 +26,8 @@ pub struct RequestCtx {
     pub host: Option<String>,
     /// Whether the request asks for a protocol upgrade (WebSocket).
     pub upgrade: bool,
-    /// The upstream chosen, for the access line.
-    pub upstream: Option<String>,
+    /// The upstream chosen, for the access line (formatted only there).
+    pub upstream: Option<Upstream>,
     /// The signed-in user's tokens, whose identity goes upstream.
     pub tokens: Option<Arc<StoredTokens>>,
     /// Whether the route forwards the access token.
@@ -72,5 +72,23 @@ impl RequestCtx {
 impl Default for RequestCtx {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Where a request went, as the access line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// The in-process status-channel server.
+    Channel,
+    /// An upstream server at this address.
+    Peer(std::net::SocketAddr),
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Upstream::Channel => f.write_str("channel"),
+            Upstream::Peer(addr) => addr.fmt(f),
+        }
     }
 }

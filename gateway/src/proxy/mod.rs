@@ -222,14 +222,14 @@ impl ProxyHttp for Gateway {
         if ctx.channel {
             let path = self.channel.socket.to_string_lossy();
             let peer = HttpPeer::new_uds(&path, false, String::new())?;
-            ctx.upstream = Some("channel".to_owned());
+            ctx.upstream = Some(ctx::Upstream::Channel);
             return Ok(Box::new(peer));
         }
         let peer = self
             .upstreams
             .next_peer(ctx.upgrade)
             .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(502), "no healthy upstream"))?;
-        ctx.upstream = Some(peer._address.to_string());
+        ctx.upstream = peer._address.as_inet().map(|a| ctx::Upstream::Peer(*a));
         Ok(peer)
     }
 
@@ -327,10 +327,22 @@ impl ProxyHttp for Gateway {
             path = &*route::loggable_path(req.uri.path()),
             status,
             route = ctx.route,
-            upstream = ctx.upstream.as_deref().unwrap_or("-"),
-            trace_id = ctx.trace.map(|t| t.trace_id()).as_deref().unwrap_or("-"),
+            upstream = %Dash(ctx.upstream),
+            trace_id = %Dash(ctx.trace.map(|t| t.trace_id())),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             "access"
         );
+    }
+}
+
+/// An optional value in the access line: the value, or `-`.
+struct Dash<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for Dash<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("-"),
+        }
     }
 }

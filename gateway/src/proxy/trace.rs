@@ -3,7 +3,7 @@
 //! gateway is a new span in it. A missing or invalid one is replaced by a new trace, and the
 //! client's `tracestate` is then dropped with it (§3.3: it means nothing without its parent).
 
-use ring::rand::{SecureRandom, SystemRandom};
+use rand::RngCore;
 
 /// The header name (§3.2).
 pub const TRACEPARENT: &str = "traceparent";
@@ -36,14 +36,34 @@ impl TraceContext {
         self.continued
     }
 
-    /// The trace id, 32 lower-case hex digits (what the access line names).
-    pub fn trace_id(&self) -> String {
-        hex(&self.trace_id)
+    /// The trace id, 32 lower-case hex digits when displayed (what the access line names).
+    pub fn trace_id(&self) -> TraceId {
+        TraceId(self.trace_id)
     }
 
     /// The `traceparent` value for the upstream: this trace, the gateway's span as parent.
-    pub fn header_value(&self) -> String {
-        format!("00-{}-{}-{:02x}", hex(&self.trace_id), hex(&self.span_id), self.flags)
+    pub fn header_value(&self) -> http::HeaderValue {
+        let mut out = [0u8; 55];
+        out[..3].copy_from_slice(b"00-");
+        hex_into(&self.trace_id, &mut out[3..35]);
+        out[35] = b'-';
+        hex_into(&self.span_id, &mut out[36..52]);
+        out[52] = b'-';
+        hex_into(&[self.flags], &mut out[53..55]);
+        // Hex digits and dashes only: always a valid header value.
+        http::HeaderValue::from_bytes(&out).unwrap_or_else(|_| http::HeaderValue::from_static("-"))
+    }
+}
+
+/// A trace id; shown as 32 lower-case hex digits without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceId([u8; 16]);
+
+impl std::fmt::Display for TraceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = [0u8; 32];
+        hex_into(&self.0, &mut out);
+        f.write_str(std::str::from_utf8(&out).map_err(|_| std::fmt::Error)?)
     }
 }
 
@@ -79,16 +99,24 @@ fn decode<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Writes `bytes` as lower-case hex into `out` (twice as long).
+fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
 }
 
+/// Random ids from the thread's generator (ChaCha, seeded and reseeded from the OS): trace and
+/// span ids must be unique and unguessable enough to not collide, not secret, and a system
+/// call per request for them would be most of the cost of tracing.
 fn random_nonzero<const N: usize>() -> Option<[u8; N]> {
-    let rng = SystemRandom::new();
+    let mut rng = rand::thread_rng();
     let mut out = [0u8; N];
     // All zeros is invalid (§3.2.2.3); with 64 or 128 random bits a second draw is all it takes.
     for _ in 0..4 {
-        rng.fill(&mut out).ok()?;
+        rng.try_fill_bytes(&mut out).ok()?;
         if out != [0; N] {
             return Some(out);
         }
@@ -106,8 +134,8 @@ mod tests {
     fn a_valid_traceparent_keeps_its_trace_id_and_flags_with_a_new_parent() {
         let t = TraceContext::from_client(Some(CLIENT.as_bytes())).unwrap();
         assert!(t.is_continued());
-        assert_eq!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        let value = t.header_value();
+        assert_eq!(t.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let value = t.header_value().to_str().unwrap().to_owned();
         assert!(value.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && value.ends_with("-01"), "{value}");
         assert_ne!(value, CLIENT, "the gateway's span is the new parent");
         // A later version with more fields is read as version 00 (§3.2.4).
@@ -131,11 +159,11 @@ mod tests {
         ] {
             let t = TraceContext::from_client(Some(bad.as_bytes())).unwrap();
             assert!(!t.is_continued(), "{bad:?} was accepted");
-            assert_ne!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
-            assert!(parse(t.header_value().as_bytes()).is_some(), "the new value is valid: {}", t.header_value());
+            assert_ne!(t.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert!(parse(t.header_value().as_bytes()).is_some(), "the new value is valid: {:?}", t.header_value());
         }
         let fresh = TraceContext::from_client(None).unwrap();
-        assert_eq!(fresh.trace_id().len(), 32);
-        assert!(fresh.header_value().ends_with("-00"));
+        assert_eq!(fresh.trace_id().to_string().len(), 32);
+        assert!(fresh.header_value().as_bytes().ends_with(b"-00"));
     }
 }

@@ -182,7 +182,7 @@ impl Gateway {
         let Some(peer) = self.upstreams.next_peer(true) else {
             return respond::write(session, respond::proxy_failure(502, true)).await;
         };
-        ctx.upstream = Some(peer._address.to_string());
+        ctx.upstream = peer._address.as_inet().map(|a| super::ctx::Upstream::Peer(*a));
         let mut head = session.req_header().clone();
         self.add_upstream_headers(&mut head, ctx)?;
         head.remove_header(&http::header::SEC_WEBSOCKET_EXTENSIONS);
