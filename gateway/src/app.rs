@@ -19,7 +19,7 @@ use pingora::services::listening::Service;
 
 use crate::auth::AuthService;
 use crate::channel::server::ChannelServer;
-use crate::channel::{Hub, SignedIn, StatusEvent};
+use crate::channel::{Hub, SignedIn};
 use crate::config::{Config, ServerConfig, StoreConfig};
 use crate::metrics::{AdminApp, Metrics};
 use crate::providers::dev::{DevIdp, DevIdpError};
@@ -32,7 +32,7 @@ use crate::proxy::{ChannelRouting, Gateway, Live};
 use crate::session::Keyring;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisRelay, RedisStore};
-use crate::store::{RemovalCause, TokenStore};
+use crate::store::TokenStore;
 use crate::teams::TeamsService;
 
 /// Why the server could not be built or run.
@@ -441,15 +441,7 @@ impl BackgroundService for StoreTasks {
                     self.metrics.set_store_entries(self.store.token_count());
                 }
                 removal = removals.recv() => match removal {
-                    // A lifetime end is seen by every instance (each tells its own sockets);
-                    // a logout happens on one, which tells them all.
-                    Ok(r) if r.cause == RemovalCause::Expired => {
-                        self.hub.publish(&r.session, &StatusEvent::AuthExpired(vec![r.provider.to_string()]));
-                    }
-                    Ok(r) if r.cause == RemovalCause::LoggedOut => {
-                        self.hub.announce(&r.session, &StatusEvent::AuthExpired(vec![r.provider.to_string()]));
-                    }
-                    Ok(_) => {}
+                    Ok(r) => self.hub.removed(&r),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "status channel missed token removals");
                     }
