@@ -18,7 +18,7 @@ use crate::config::types::ProviderName;
 use crate::config::{Config, RouteRule};
 use crate::metrics::Metrics;
 use crate::providers::dev::DevIdp;
-use crate::providers::http_client::{HttpClient, NetClient, RoutedClient};
+use crate::providers::http_client::{HttpClient, HttpError, HttpRequest, HttpResponse, NetClient, RoutedClient};
 use crate::providers::ProviderRegistry;
 use crate::session::{Keyring, SessionId};
 use crate::store::memory::MemoryStore;
@@ -143,6 +143,18 @@ impl TokenStore for Breakable {
     }
 }
 
+/// The dev provider as the gateway reaches it: every request gives way once before it is
+/// served, as a network round trip would, so concurrent requests interleave.
+struct GivesWay(Arc<DevIdp>);
+
+#[async_trait]
+impl HttpClient for GivesWay {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        tokio::task::yield_now().await;
+        self.0.send(req).await
+    }
+}
+
 /// A gateway's sign-in layer over the dev provider.
 pub(super) struct Gateway {
     pub(super) auth: Arc<AuthService>,
@@ -213,7 +225,7 @@ impl Gateway {
             idp = idp.with_access_lifetime(l);
         }
         let idp = Arc::new(idp);
-        let local = Some((idp.issuer().to_owned(), Arc::clone(&idp) as Arc<dyn HttpClient>));
+        let local = Some((idp.issuer().to_owned(), Arc::new(GivesWay(Arc::clone(&idp))) as Arc<dyn HttpClient>));
         let http: Arc<dyn HttpClient> = Arc::new(RoutedClient::new(NetClient::new().unwrap(), local));
         let providers = ProviderRegistry::from_config(&config, http);
         let store = Arc::new(Breakable {
