@@ -19,10 +19,10 @@ use pingora::services::listening::Service;
 
 use crate::auth::AuthService;
 use crate::channel::server::ChannelServer;
-use crate::channel::{Hub, SignedIn, StatusEvent};
-use crate::config::{Config, ProviderKind, ServerConfig, StoreConfig};
+use crate::channel::{Hub, SignedIn};
+use crate::config::{Config, ServerConfig, StoreConfig};
 use crate::metrics::{AdminApp, Metrics};
-use crate::providers::dev::{DevClient, DevIdp, DevIdpError};
+use crate::providers::dev::{DevIdp, DevIdpError};
 use crate::providers::http_client::{HttpClient, HttpError, NetClient, RoutedClient};
 use crate::providers::ProviderRegistry;
 use crate::proxy::admission::{fit_to_open_files, raise_open_files, Admission, Admitted};
@@ -32,7 +32,7 @@ use crate::proxy::{ChannelRouting, Gateway, Live};
 use crate::session::Keyring;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisRelay, RedisStore};
-use crate::store::{RemovalCause, TokenStore};
+use crate::store::TokenStore;
 use crate::teams::TeamsService;
 
 /// Why the server could not be built or run.
@@ -200,7 +200,7 @@ fn build_live(
     hub: &Arc<Hub>,
     metrics: &Metrics,
 ) -> Result<Live, AppError> {
-    let dev_idp = dev_idp(config)?;
+    let dev_idp = DevIdp::from_config(config)?.map(Arc::new);
     let local = dev_idp.as_ref().map(|d| (d.issuer().to_owned(), Arc::clone(d) as Arc<dyn HttpClient>));
     let http: Arc<dyn HttpClient> = Arc::new(RoutedClient::new(NetClient::new()?, local));
     let providers = ProviderRegistry::from_config(config, http);
@@ -339,24 +339,6 @@ impl SignedIn for CurrentAuth {
     }
 }
 
-/// The dev provider, when a `kind = "dev"` provider is configured.
-fn dev_idp(config: &Config) -> Result<Option<Arc<DevIdp>>, AppError> {
-    let origin = config.server.public_url.origin();
-    let clients: Vec<DevClient> = config
-        .providers
-        .iter()
-        .filter(|p| matches!(p.kind, ProviderKind::Dev))
-        .map(|p| DevClient {
-            client_id: p.client_id.clone(),
-            redirect_uri: config.server.public_url.join(&format!("/connect/{}/callback", p.name)),
-        })
-        .collect();
-    if clients.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(Arc::new(DevIdp::new(&origin, clients)?)))
-}
-
 /// A private directory (mode 0700) for the channel server's Unix socket.
 fn channel_socket_path() -> std::io::Result<std::path::PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
@@ -459,15 +441,7 @@ impl BackgroundService for StoreTasks {
                     self.metrics.set_store_entries(self.store.token_count());
                 }
                 removal = removals.recv() => match removal {
-                    // A lifetime end is seen by every instance (each tells its own sockets);
-                    // a logout happens on one, which tells them all.
-                    Ok(r) if r.cause == RemovalCause::Expired => {
-                        self.hub.publish(&r.session, &StatusEvent::AuthExpired(vec![r.provider.to_string()]));
-                    }
-                    Ok(r) if r.cause == RemovalCause::LoggedOut => {
-                        self.hub.announce(&r.session, &StatusEvent::AuthExpired(vec![r.provider.to_string()]));
-                    }
-                    Ok(_) => {}
+                    Ok(r) => self.hub.removed(&r),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "status channel missed token removals");
                     }

@@ -254,3 +254,6 @@ impl crate::channel::SignedIn for AuthService {
         self.signed_in_list(session).await
     }
 }
+
+#[cfg(test)]
+mod tests;

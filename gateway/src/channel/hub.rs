@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use super::event::StatusEvent;
 use crate::metrics::Metrics;
 use crate::session::SessionId;
+use crate::store::{Removal, RemovalCause};
 
 /// Events queued per socket before it counts as too slow.
 pub const SOCKET_QUEUE: usize = 32;
@@ -122,6 +123,18 @@ impl Hub {
             }
         }
         self.publish(session, event);
+    }
+
+    /// Tells `removal`'s session that its sign-in ended (`auth_expired`). A lifetime end is seen
+    /// by every instance (each tells its own sockets); a logout happens on one, which tells them
+    /// all; a replaced sign-in is no news.
+    pub fn removed(&self, removal: &Removal) {
+        let event = StatusEvent::AuthExpired(vec![removal.provider.to_string()]);
+        match removal.cause {
+            RemovalCause::Expired => self.publish(&removal.session, &event),
+            RemovalCause::LoggedOut => self.announce(&removal.session, &event),
+            RemovalCause::Replaced => {}
+        }
     }
 
     /// Records a join refused before it reached the hub (no session, bad origin).

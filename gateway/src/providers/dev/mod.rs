@@ -1,5 +1,6 @@
 //! The built-in `dev` identity provider, for the demo and tests: a login form that takes a user
-//! name, real single-use codes bound to PKCE, real ES256-signed ID tokens and its own JWKS.
+//! name, real single-use codes bound to PKCE, real ES256-signed ID tokens and its own JWKS, and
+//! single-use refresh tokens that rotate on every use (RFC 6749 §6).
 //!
 //! The browser reaches it under [`DEV_PREFIX`] on the gateway; the gateway's own token and key
 //! requests reach it in-process (it implements [`HttpClient`]).
@@ -22,6 +23,9 @@ use crate::session::random_token;
 pub const DEV_PREFIX: &str = "/_gateway/dev";
 const CODE_TTL: Duration = Duration::from_secs(60);
 const REQUEST_TTL: Duration = Duration::from_secs(600);
+const REFRESH_TTL: Duration = Duration::from_secs(86_400);
+/// Lifetime of an access token unless [`DevIdp::with_access_lifetime`] sets another.
+pub const DEFAULT_ACCESS_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// One registered client of the dev provider (one per `kind = "dev"` provider).
 #[derive(Debug, Clone)]
@@ -47,6 +51,13 @@ struct Grant {
     username: String,
 }
 
+/// What a refresh token stands for: one client's sign-in of one user.
+#[derive(Clone)]
+struct RefreshGrant {
+    client_id: String,
+    username: String,
+}
+
 /// Why the dev provider could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot create the dev provider's signing key")]
@@ -61,6 +72,8 @@ pub struct DevIdp {
     jwk: serde_json::Value,
     requests: Cache<String, Pending>,
     codes: Cache<String, Grant>,
+    refresh_tokens: Cache<String, RefreshGrant>,
+    access_lifetime: Duration,
 }
 
 impl DevIdp {
@@ -85,7 +98,25 @@ impl DevIdp {
             jwk,
             requests: Cache::builder().max_capacity(100_000).time_to_live(REQUEST_TTL).build(),
             codes: Cache::builder().max_capacity(100_000).time_to_live(CODE_TTL).build(),
+            refresh_tokens: Cache::builder().max_capacity(100_000).time_to_live(REFRESH_TTL).build(),
+            access_lifetime: DEFAULT_ACCESS_LIFETIME,
         })
+    }
+
+    /// Issues access tokens that expire after `lifetime` (whole seconds, at least one), so tests
+    /// can reach the refresh path without waiting an hour.
+    pub fn with_access_lifetime(mut self, lifetime: Duration) -> Self {
+        self.access_lifetime = lifetime.max(Duration::from_secs(1));
+        self
+    }
+
+    /// The provider of `config`'s `kind = "dev"` providers, if it has any.
+    pub fn from_config(config: &crate::config::Config) -> Result<Option<Self>, DevIdpError> {
+        let clients = clients(config);
+        if clients.is_empty() {
+            return Ok(None);
+        }
+        Self::new(&config.server.public_url.origin(), clients).map(Some)
     }
 
     /// The issuer URL, as its ID tokens name it.
@@ -178,20 +209,34 @@ impl DevIdp {
         redirect(target.as_str())
     }
 
-    fn token(&self, grant: &Grant) -> Result<serde_json::Value, &'static str> {
+    /// An ID token for `grant`'s user; `nonce` is the authorization request's (none on refresh,
+    /// OpenID Connect Core §12.2).
+    fn id_token(&self, grant: &RefreshGrant, nonce: Option<&str>) -> Result<String, &'static str> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|_| "clock")?.as_secs();
         let user = &grant.username;
-        let claims = json!({
-            "iss": self.issuer, "sub": user, "aud": grant.pending.client_id, "iat": now, "exp": now + 3600,
-            "nonce": grant.pending.nonce, "email": format!("{user}@dev.example"), "email_verified": true,
+        let mut claims = json!({
+            "iss": self.issuer, "sub": user, "aud": grant.client_id, "iat": now, "exp": now + 3600,
+            "email": format!("{user}@dev.example"), "email_verified": true,
             "name": format!("Dev User {user}"), "preferred_username": user,
         });
+        if let Some(n) = nonce {
+            claims["nonce"] = json!(n);
+        }
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         header.kid = Some(self.kid.clone());
         let key = jsonwebtoken::EncodingKey::from_ec_der(&self.pkcs8);
-        let id_token = jsonwebtoken::encode(&header, &claims, &key).map_err(|_| "signing failed")?;
+        jsonwebtoken::encode(&header, &claims, &key).map_err(|_| "signing failed")
+    }
+
+    /// A token response for `grant`: an ID token, a new access token and a new single-use
+    /// refresh token.
+    async fn token(&self, grant: RefreshGrant, nonce: Option<&str>) -> Result<serde_json::Value, &'static str> {
+        let id_token = self.id_token(&grant, nonce)?;
         let access_token = random_token(32).ok_or("no randomness")?;
-        Ok(json!({"access_token": access_token, "token_type": "Bearer", "expires_in": 3600, "id_token": id_token}))
+        let refresh_token = random_token(32).ok_or("no randomness")?;
+        self.refresh_tokens.insert(refresh_token.clone(), grant).await;
+        Ok(json!({"access_token": access_token, "token_type": "Bearer", "id_token": id_token,
+                  "expires_in": self.access_lifetime.as_secs(), "refresh_token": refresh_token}))
     }
 
     async fn token_endpoint(&self, body: &[u8]) -> (u16, serde_json::Value) {
@@ -199,8 +244,10 @@ impl DevIdp {
             url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
         let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
         let invalid_grant = (400, json!({"error": "invalid_grant"}));
-        if field("grant_type") != Some("authorization_code") {
-            return (400, json!({"error": "unsupported_grant_type"}));
+        match field("grant_type") {
+            Some("authorization_code") => {}
+            Some("refresh_token") => return self.refresh_grant(field("refresh_token"), field("client_id")).await,
+            _ => return (400, json!({"error": "unsupported_grant_type"})),
         }
         let Some(grant) = (match field("code") {
             Some(c) => self.codes.remove(c).await,
@@ -218,7 +265,27 @@ impl DevIdp {
         if URL_SAFE_NO_PAD.encode(digest.as_ref()) != grant.pending.challenge {
             return invalid_grant;
         }
-        match self.token(&grant) {
+        let nonce = grant.pending.nonce.clone();
+        let refresh = RefreshGrant { client_id: grant.pending.client_id, username: grant.username };
+        match self.token(refresh, nonce.as_deref()).await {
+            Ok(body) => (200, body),
+            Err(_) => (500, json!({"error": "server_error"})),
+        }
+    }
+
+    /// RFC 6749 §6: a refresh token is spent by its first use (whoever presents it) and is
+    /// replaced by a new one; it is `invalid_grant` when unknown, used, or another client's.
+    async fn refresh_grant(&self, token: Option<&str>, client_id: Option<&str>) -> (u16, serde_json::Value) {
+        let Some(grant) = (match token {
+            Some(t) => self.refresh_tokens.remove(t).await,
+            None => None,
+        }) else {
+            return (400, json!({"error": "invalid_grant"}));
+        };
+        if client_id != Some(grant.client_id.as_str()) {
+            return (400, json!({"error": "invalid_grant"}));
+        }
+        match self.token(grant, None).await {
             Ok(body) => (200, body),
             Err(_) => (500, json!({"error": "server_error"})),
         }
@@ -241,6 +308,19 @@ impl HttpClient for DevIdp {
             .body(body.to_string().into_bytes())
             .map_err(|e| HttpError::Transport(e.to_string()))
     }
+}
+
+/// One client per `kind = "dev"` provider of `config`, with its callback URI.
+pub fn clients(config: &crate::config::Config) -> Vec<DevClient> {
+    config
+        .providers
+        .iter()
+        .filter(|p| matches!(p.kind, crate::config::ProviderKind::Dev))
+        .map(|p| DevClient {
+            client_id: p.client_id.clone(),
+            redirect_uri: config.server.public_url.join(&format!("/connect/{}/callback", p.name)),
+        })
+        .collect()
 }
 
 fn redirect(location: &str) -> Answer {
