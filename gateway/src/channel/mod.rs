@@ -13,8 +13,11 @@
 //! ```
 //! Entries are limited per client address and per session (`admission.rs`); an Engine.IO
 //! session that never joins closes after `channel.join_timeout`.
-//! The transports run as a second in-process service that the proxy forwards to, so Pingora
-//! does the upgrade and streaming; nothing here names a Pingora type.
+//! SSE and long-polling run as a second in-process service that the proxy forwards to, so
+//! Pingora does the streaming; the proxy answers WebSocket upgrades itself (`proxy::upgrade`)
+//! and hands the detached connection to [`server::ChannelServer::serve_upgraded`]. Nothing here
+//! names a Pingora type. When the server stops, [`Hub::going_away`] closes every socket (1001)
+//! and ends every stream and long-poll, so clients reconnect to the next instance.
 
 pub mod admission;
 pub mod event;

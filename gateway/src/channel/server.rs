@@ -1,5 +1,7 @@
-//! The channel server: hyper on a private Unix socket, reached only through the proxy, which has
-//! already checked the `Origin` and put the verified session in [`SESSION_HEADER`].
+//! The channel server: SSE and socket.io long-polling as hyper on a private Unix socket, reached
+//! only through the proxy, which has already checked the `Origin` and put the verified session in
+//! [`SESSION_HEADER`]; and the WebSockets whose 101 the proxy answered itself
+//! ([`ChannelServer::serve_upgraded`]), which never pass through that socket.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,16 +90,37 @@ impl ChannelServer {
         self.enter(client, session).map(Some)
     }
 
+    /// Whether a WebSocket upgrade on `path?query` asks for a transport this server runs: any on
+    /// the native path; `EIO` 3 or 4 with `transport=websocket` on socket.io's. Else the JSON
+    /// body of the 400 sent before any 101 (socket.io's error shape, as its polling refusals).
+    pub fn check_upgrade(&self, path: &str, query: Option<&str>) -> Result<(), serde_json::Value> {
+        if path == EVENTS_PATH {
+            return Ok(());
+        }
+        let q = Query::parse(query);
+        if q.version().is_none() {
+            return Err(serde_json::json!({"code": 5, "message": "Unsupported protocol version"}));
+        }
+        if self.socketio.is_none() || q.transport.as_deref() != Some("websocket") {
+            return Err(serde_json::json!({"code": 0, "message": "Transport unknown"}));
+        }
+        Ok(())
+    }
+
     /// The rooms this server's sockets join.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
 
-    /// Accepts connections until `shutdown` turns true.
+    /// Accepts connections until `shutdown` (Pingora's graceful stop: SIGTERM, or the hand-over
+    /// of an upgrade) turns true; then every socket, stream and poll of the hub is told to go.
     pub async fn run(self: Arc<Self>, listener: UnixListener, mut shutdown: watch::Receiver<bool>) {
         loop {
             let stream = tokio::select! {
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    self.hub.going_away();
+                    return;
+                }
                 r = listener.accept() => match r {
                     Ok((s, _)) => s,
                     Err(e) => {
@@ -114,7 +137,7 @@ impl ChannelServer {
                     async move { Ok::<_, std::convert::Infallible>(this.handle(req).await) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
-                let _ = conn.with_upgrades().await;
+                let _ = conn.await;
             });
         }
     }
@@ -125,7 +148,7 @@ impl ChannelServer {
         let client = req.headers().get(CLIENT_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
         let path = req.uri().path().to_owned();
         if path == EVENTS_PATH {
-            return self.events(req, session, client);
+            return self.events(session, client);
         }
         if let Some((sio_path, sio)) = &self.socketio {
             if path == *sio_path || path == sio_path.trim_end_matches('/') {
@@ -135,9 +158,8 @@ impl ChannelServer {
         plain(404, "not found")
     }
 
-    /// Runs a status WebSocket whose handshake the proxy already answered (101), on `io`,
-    /// holding `permit` (from [`Self::enter`]) while it lives. The proxy serves channel upgrades
-    /// itself rather than through Pingora's upgrade proxying.
+    /// Runs a status WebSocket whose handshake the proxy already checked ([`Self::check_upgrade`])
+    /// and answered (101), on `io`, holding `permit` (from [`Self::admit_upgrade`]) while it lives.
     pub async fn serve_upgraded<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         self: Arc<Self>,
         io: S,
@@ -160,24 +182,13 @@ impl ChannelServer {
         }
     }
 
-    fn events(
-        &self,
-        req: Request<Incoming>,
-        session: Option<SessionId>,
-        client: Option<std::net::IpAddr>,
-    ) -> Response<Body> {
+    /// `GET /_gateway/events` as SSE (its WebSocket upgrades never come here).
+    fn events(&self, session: Option<SessionId>, client: Option<std::net::IpAddr>) -> Response<Body> {
         // Native sockets count per session when they join the hub (4429 / 429 past the limit).
         let permit = match self.enter(client, None) {
             Ok(p) => p,
             Err(limit) => return over_limit(limit),
         };
-        if is_websocket(&req) {
-            let (hub, signed_in, ping) = (Arc::clone(&self.hub), Arc::clone(&self.signed_in), self.ping);
-            return upgrade(req, move |io| async move {
-                websocket::serve(io, session, hub, signed_in, ping).await;
-                drop(permit);
-            });
-        }
         let Some(session) = session else {
             self.hub.refuse("unauthorized");
             return plain(401, "unauthorized");
@@ -213,10 +224,7 @@ impl ChannelServer {
             Some(Ok(p)) => Some(p),
             None => None,
         };
-        let reply = if is_websocket(&req) {
-            let Some(version) = q.version() else { return plain(400, "unsupported protocol version") };
-            return upgrade(req, move |io| sio.websocket(io, version, q.sid, session, permit));
-        } else if req.method() == http::Method::OPTIONS {
+        let reply = if req.method() == http::Method::OPTIONS {
             PollReply { status: 204, content_type: "text/plain", body: Vec::new(), retry_after: None }
         } else if req.method() == http::Method::POST {
             match Limited::new(req.into_body(), 64 * 1024 + 1).collect().await {
@@ -251,13 +259,6 @@ impl ChannelServer {
     }
 }
 
-fn is_websocket(req: &Request<Incoming>) -> bool {
-    req.headers()
-        .get(http::header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
 /// 429 (one client's or session's limit) or 503 (the gateway's), with `Retry-After`.
 fn over_limit(limit: Limit) -> Response<Body> {
     let (status, text, secs) = match limit {
@@ -274,34 +275,4 @@ fn plain(status: u16, text: &'static str) -> Response<Body> {
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     r
-}
-
-/// Answers the WebSocket handshake (RFC 6455 §4.2.2) and runs `serve` on the upgraded stream.
-fn upgrade<F, Fut>(mut req: Request<Incoming>, serve: F) -> Response<Body>
-where
-    F: FnOnce(TokioIo<hyper::upgrade::Upgraded>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-    let Some(key) = req.headers().get(http::header::SEC_WEBSOCKET_KEY).map(|k| derive_accept_key(k.as_bytes())) else {
-        return plain(400, "missing Sec-WebSocket-Key");
-    };
-    if req.headers().get(http::header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
-        return plain(426, "WebSocket version 13 required");
-    }
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        if let Ok(upgraded) = on_upgrade.await {
-            serve(TokioIo::new(upgraded)).await;
-        }
-    });
-    let mut resp = Response::new(Full::new(Bytes::new()).boxed());
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = resp.headers_mut();
-    h.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(http::header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&key) {
-        h.insert(http::header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    resp
 }
