@@ -11,6 +11,7 @@
 //! - [`channel`]: the status channel hub and its WebSocket, SSE and socket.io transports
 //! - [`demo`]: `gateway demo` and its sample add-in upstream
 //! - [`app`]: wiring a validated config into a Pingora server
+//! - [`signals`]: SIGTERM/SIGINT drain, SIGQUIT hands the listening sockets to an upgrade
 //! - [`tls`]: listener TLS checks and the dev certificate authority
 //! - [`metrics`]: metric names and the admin listener
 //! - [`logging`]: the tracing subscriber
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod providers;
 pub mod proxy;
 pub mod session;
+pub mod signals;
 pub mod store;
 pub mod teams;
 pub mod tls;

@@ -22,4 +22,5 @@ mod shutdown;
 mod sso;
 mod teams;
 mod tls;
+mod upgrade;
 mod upstream_websocket;
