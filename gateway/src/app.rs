@@ -485,6 +485,8 @@ impl BackgroundService for StoreTasks {
 /// --upgrade`), it serves on the listening sockets the running gateway hands over on SIGQUIT.
 pub fn run(config: Config, reload_from: Option<&Path>, args: RunArgs, take_over: bool) -> Result<(), AppError> {
     let server = build_server(&config, reload_from, take_over)?;
+    // The listening sockets are bound or taken over: under systemd this process is the service now.
+    crate::notify::ready();
     if config.session.popup_binding == crate::config::PopupBinding::Ticket {
         tracing::warn!(
             "session.popup_binding = \"ticket\": a connect link signs its owner's session in as whoever opens it \

@@ -15,6 +15,7 @@
 //! - [`tls`]: listener TLS checks and the dev certificate authority
 //! - [`metrics`]: metric names and the admin listener
 //! - [`logging`]: the tracing subscriber
+//! - [`notify`]: systemd's readiness notification, which names the upgraded process the main one
 #![warn(missing_docs)]
 
 pub mod app;
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod identity;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod providers;
 pub mod proxy;
 pub mod session;
