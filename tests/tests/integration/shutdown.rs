@@ -1,14 +1,17 @@
-//! SIGTERM drains: the in-flight request completes, status sockets close with 1001 and SSE
-//! streams end, the process exits 0 within its configured grace, and the port is closed
-//! afterwards. Runs the built binary.
+//! SIGTERM drains: the in-flight request completes, status and relayed WebSockets close with
+//! 1001, SSE streams and long-polls end, the process exits 0 within its configured grace, and the
+//! port is closed afterwards. Runs the built binary.
 
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Context};
+use futures_util::SinkExt;
 use gateway_tests::channel::{next_frame, websocket, Frame, Join, SseFeed, StatusFeed, EVENTS_PATH, EVENT_WAIT};
-use gateway_tests::client::read_echo;
+use gateway_tests::client::{read_echo, websocket_connect};
 use gateway_tests::signin::{dev_config, Browser};
+use gateway_tests::socketio::{Polling, Version};
 use gateway_tests::{eventually, EchoUpstream, GatewayConfig, TestGateway};
+use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_in_flight_request_finish_then_exits_zero() -> anyhow::Result<()> {
@@ -37,10 +40,11 @@ async fn sigterm_lets_the_in_flight_request_finish_then_exits_zero() -> anyhow::
 }
 
 /// SIGTERM reaches the sockets that left Pingora's HTTP session too: every open status
-/// WebSocket gets a close frame with 1001 ("going away", so its client reconnects elsewhere),
-/// an SSE stream ends, and the process still exits 0 within its grace.
+/// WebSocket, and a WebSocket relayed to the upstream, gets a close frame with 1001 ("going
+/// away", so its client reconnects elsewhere), an SSE stream ends, and the process still exits 0
+/// within its grace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_closes_status_sockets_with_1001_and_ends_sse_streams() -> anyhow::Result<()> {
+async fn sigterm_closes_status_and_relayed_websockets_with_1001_and_ends_streams_and_polls() -> anyhow::Result<()> {
     let echo = EchoUpstream::start("a").await?;
     let config = dev_config(echo.addr(), &[])?.shutdown(Duration::from_secs(2), Duration::from_secs(2));
     let gw = TestGateway::with_toml(config).spawn_binary().await?;
@@ -58,9 +62,28 @@ async fn sigterm_closes_status_sockets_with_1001_and_ends_sse_streams() -> anyho
         ensure!(init.contains("\"init\""), "first message {init}");
         sockets.push(ws);
     }
-    let mut sse =
-        SseFeed::open(gw.endpoint(), &Join::Cookie(cookie), None).await?.map_err(|r| anyhow!("SSE refused: {r:?}"))?;
+    let mut sse = SseFeed::open(gw.endpoint(), &Join::Cookie(cookie.clone()), None)
+        .await?
+        .map_err(|r| anyhow!("SSE refused: {r:?}"))?;
     ensure!(sse.next_event(EVENT_WAIT).await?.name == "init", "the SSE stream starts with init");
+    let join = Join::Cookie(cookie.clone());
+    let (polling, _) = Polling::handshake(gw.endpoint(), Version::V4, false, &join, None)
+        .await?
+        .map_err(|status| anyhow!("socket.io handshake refused: {status}"))?;
+    polling.post(&["40"]).await?;
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        seen.extend(polling.poll().await?);
+        if seen.iter().any(|p| p.contains("\"init\"")) {
+            break;
+        }
+    }
+    ensure!(seen.iter().any(|p| p.contains("\"init\"")), "no init over polling: {seen:?}");
+    // Pending until an event, the 25 s ping interval, or the stop.
+    let long_poll = tokio::spawn(async move { polling.poll().await });
+    let mut relayed = websocket_connect(&gw.ws_url("/ws/echo"), &[]).await?;
+    relayed.send(Message::text("before")).await?;
+    ensure!(matches!(next_frame(&mut relayed, EVENT_WAIT).await?, Frame::Text(t) if t == "before"), "no echo");
 
     gw.sigterm()?;
     for (i, ws) in sockets.iter_mut().enumerate() {
@@ -68,6 +91,15 @@ async fn sigterm_closes_status_sockets_with_1001_and_ends_sse_streams() -> anyho
             Frame::Closed(code) => assert_eq!(code, 1001, "socket {i} close code"),
             Frame::Text(t) => bail!("socket {i} got {t} instead of a close"),
         }
+    }
+    match next_frame(&mut relayed, EVENT_WAIT).await.with_context(|| format!("relayed socket\n{}", logs()))? {
+        Frame::Closed(code) => assert_eq!(code, 1001, "relayed socket close code"),
+        Frame::Text(t) => bail!("the relayed socket got {t} instead of a close"),
+    }
+    // The long-poll ends with the close packet (or, sent just after the stop, finds its session gone).
+    let polled = tokio::time::timeout(EVENT_WAIT, long_poll).await.context("the long-poll went on")??;
+    if let Ok(packets) = polled {
+        ensure!(packets.iter().any(|p| p == "1"), "the long-poll answered {packets:?}, not the close packet");
     }
     let ended = sse.next_event(EVENT_WAIT).await;
     ensure!(ended.as_ref().is_err_and(|e| e.to_string().contains("ended")), "the SSE stream went on: {ended:?}");
