@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
-use pingora::server::configuration::ServerConf;
-use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server};
 use tokio::signal::unix::{signal, SignalKind};
 
 use std::path::Path;
@@ -74,14 +74,18 @@ fn server_conf(server: &ServerConfig) -> ServerConf {
         grace_period_seconds: Some(server.shutdown_grace.as_secs_f64().ceil() as u64),
         graceful_shutdown_timeout_seconds: Some(server.shutdown_timeout.as_secs_f64().ceil() as u64),
         upstream_keepalive_pool_size: 256,
+        upgrade_sock: server.upgrade_socket.as_ref().map_or_else(String::new, |p| p.to_string_lossy().into_owned()),
         ..ServerConf::default()
     }
 }
 
 /// Builds the server: the proxy service on `server.listen`, the upstream health check and,
-/// when configured, the admin listener. With `reload_from`, SIGHUP re-reads that file.
-pub fn build_server(config: &Config, reload_from: Option<&Path>) -> Result<Server, AppError> {
-    let mut server = Server::new_with_opt_and_conf(None, server_conf(&config.server));
+/// when configured, the admin listener. With `reload_from`, SIGHUP re-reads that file. With
+/// `take_over`, the listening sockets come from the running gateway (`server.upgrade_socket`):
+/// this waits for them, and exits the process when they do not come (Pingora's bootstrap).
+pub fn build_server(config: &Config, reload_from: Option<&Path>, take_over: bool) -> Result<Server, AppError> {
+    let opt = take_over.then(|| Opt { upgrade: true, ..Opt::default() });
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config.server));
     server.bootstrap();
     let metrics = Metrics::new().map_err(AppError::Metrics)?;
     let (upstreams, health_check) = Upstreams::from_config(&config.upstream)?;
@@ -250,6 +254,7 @@ fn restart_only_settings(config: &Config) -> Vec<(&'static str, String)> {
         ("server.tls_cert / tls_key", format!("{:?}", config.server.tls)),
         ("server.admin_listen", format!("{:?}", config.server.admin_listen)),
         ("server.threads", format!("{:?}", config.server.threads)),
+        ("server.upgrade_socket", format!("{:?}", config.server.upgrade_socket)),
         ("[upstream]", format!("{:?}", config.upstream)),
         ("[store]", format!("{:?}", config.store)),
         ("session.token_ttl", format!("{:?}", config.session.token_ttl)),
@@ -453,9 +458,12 @@ impl BackgroundService for StoreTasks {
 }
 
 /// Builds and runs the server until `args.shutdown_signal` fires, then returns. With
-/// `reload_from` (the file `config` came from), SIGHUP reloads it.
-pub fn run(config: Config, reload_from: Option<&Path>, args: RunArgs) -> Result<(), AppError> {
-    let server = build_server(&config, reload_from)?;
+/// `reload_from` (the file `config` came from), SIGHUP reloads it. With `take_over` (`gateway run
+/// --upgrade`), it serves on the listening sockets the running gateway hands over on SIGQUIT.
+pub fn run(config: Config, reload_from: Option<&Path>, args: RunArgs, take_over: bool) -> Result<(), AppError> {
+    let server = build_server(&config, reload_from, take_over)?;
+    // The listening sockets are bound or taken over: under systemd this process is the service now.
+    crate::notify::ready();
     if config.session.popup_binding == crate::config::PopupBinding::Ticket {
         tracing::warn!(
             "session.popup_binding = \"ticket\": a connect link signs its owner's session in as whoever opens it \
@@ -465,32 +473,4 @@ pub fn run(config: Config, reload_from: Option<&Path>, args: RunArgs) -> Result<
     tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url.origin(), "gateway started");
     server.run(args);
     Ok(())
-}
-
-/// SIGTERM and SIGINT both drain gracefully: stop accepting, let in-flight requests finish
-/// within `server.shutdown_grace`, then exit.
-pub struct TerminateOnSignal;
-
-#[async_trait]
-impl ShutdownSignalWatch for TerminateOnSignal {
-    async fn recv(&self) -> ShutdownSignal {
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received, draining"),
-                    _ = int.recv() => tracing::info!("SIGINT received, draining"),
-                }
-                ShutdownSignal::GracefulTerminate
-            }
-            _ => {
-                tracing::error!("cannot install signal handlers; stopping now");
-                ShutdownSignal::FastShutdown
-            }
-        }
-    }
-}
-
-/// The run arguments of the `gateway` binary.
-pub fn signal_run_args() -> RunArgs {
-    RunArgs { shutdown_signal: Box::new(TerminateOnSignal) }
 }

@@ -11,9 +11,11 @@
 //! - [`channel`]: the status channel hub and its WebSocket, SSE and socket.io transports
 //! - [`demo`]: `gateway demo` and its sample add-in upstream
 //! - [`app`]: wiring a validated config into a Pingora server
+//! - [`signals`]: SIGTERM/SIGINT drain, SIGQUIT hands the listening sockets to an upgrade
 //! - [`tls`]: listener TLS checks and the dev certificate authority
 //! - [`metrics`]: metric names and the admin listener
 //! - [`logging`]: the tracing subscriber
+//! - [`notify`]: systemd's readiness notification, which names the upgraded process the main one
 #![warn(missing_docs)]
 
 pub mod app;
@@ -24,10 +26,12 @@ pub mod demo;
 pub mod identity;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod providers;
 pub mod proxy;
 pub mod respond;
 pub mod session;
+pub mod signals;
 pub mod store;
 pub mod teams;
 pub mod tls;

@@ -24,7 +24,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
-    Run,
+    Run {
+        /// Take the listening sockets over from the running gateway (zero-downtime upgrade): wait
+        /// on `server.upgrade_socket` until it is sent SIGQUIT and hands them over.
+        #[arg(long)]
+        upgrade: bool,
+    },
     /// Validate a config file and exit: 0 when valid, 2 with every problem listed.
     CheckConfig,
     /// Run the demo: gateway, sample add-in upstream and dev provider, no accounts needed
@@ -51,8 +56,8 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
-    let code = match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run(cli.config, cli.log_format),
+    let code = match cli.command.unwrap_or(Command::Run { upgrade: false }) {
+        Command::Run { upgrade } => run(cli.config, cli.log_format, upgrade),
         Command::CheckConfig => check_config(cli.config),
         Command::Certs { out } => certs(&out),
         Command::Demo { http } => {
@@ -82,7 +87,7 @@ fn load(config: Option<PathBuf>) -> Result<gateway::config::Config, ExitCode> {
     })
 }
 
-fn run(path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
+fn run(path: Option<PathBuf>, log_format: LogFormat, upgrade: bool) -> ExitCode {
     logging::init(log_format);
     let config = match load(path.clone()) {
         Ok(c) => c,
@@ -91,7 +96,13 @@ fn run(path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
             return code;
         }
     };
-    match gateway::app::run(config, path.as_deref(), gateway::app::signal_run_args()) {
+    let upgradable = config.server.upgrade_socket.is_some();
+    if upgrade && !upgradable {
+        logging::flush();
+        eprintln!("gateway: --upgrade needs server.upgrade_socket in the config (the running gateway's)");
+        return ExitCode::from(2);
+    }
+    match gateway::app::run(config, path.as_deref(), gateway::signals::run_args(upgradable), upgrade) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             logging::flush();

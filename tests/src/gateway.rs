@@ -140,7 +140,7 @@ impl GatewayBuilder {
             .name(format!("gateway-{}", endpoint.addr.port()))
             .spawn(move || {
                 let args = RunArgs { shutdown_signal: Box::new(TestSignal(stop_rx)) };
-                if let Err(e) = gateway::app::run(config, None, args) {
+                if let Err(e) = gateway::app::run(config, None, args, false) {
                     *thread_failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(format!("{e}"));
                 }
             })

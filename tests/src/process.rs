@@ -49,6 +49,11 @@ impl GatewayProcess {
     /// Writes `toml` to a temp file and starts the binary on it with `env` added to the inherited
     /// environment (`RUST_LOG=info` unless `env` sets it); stdout and stderr go to files.
     pub fn spawn(toml: &str, env: &BTreeMap<String, String>) -> anyhow::Result<Self> {
+        Self::spawn_with(toml, env, &[])
+    }
+
+    /// [`GatewayProcess::spawn`] as `gateway run ARGS --config FILE` (e.g. `--upgrade`).
+    pub fn spawn_with(toml: &str, env: &BTreeMap<String, String>, args: &[&str]) -> anyhow::Result<Self> {
         let binary = gateway_binary()?;
         let dir = TempDir::new("gateway")?;
         let config = dir.join("gateway.toml");
@@ -56,7 +61,7 @@ impl GatewayProcess {
         let stdout = File::create(dir.join("stdout.log")).context("cannot create stdout.log")?;
         let stderr = File::create(dir.join("stderr.log")).context("cannot create stderr.log")?;
         let mut command = Command::new(&binary);
-        command.arg("run").arg("--config").arg(&config);
+        command.arg("run").args(args).arg("--config").arg(&config);
         if !env.contains_key("RUST_LOG") {
             command.env("RUST_LOG", "info");
         }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::event::StatusEvent;
 use crate::metrics::Metrics;
@@ -49,6 +49,8 @@ pub struct Hub {
     max_per_session: usize,
     metrics: Option<Metrics>,
     relay: std::sync::OnceLock<Arc<dyn Relay>>,
+    /// Turns true once when the server stops (shutdown or upgrade): every socket says goodbye.
+    closing: watch::Sender<bool>,
 }
 
 /// A socket's membership; leaving the room happens on drop.
@@ -107,7 +109,19 @@ impl Hub {
             max_per_session,
             metrics,
             relay: Default::default(),
+            closing: watch::Sender::new(false),
         }
+    }
+
+    /// The server is stopping: every status socket closes with 1001 ("going away"), streams and
+    /// long-polls end, relayed WebSockets close, so clients reconnect to the next instance.
+    pub fn going_away(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// A view of [`Self::going_away`]; await it with [`until_going_away`].
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Sends future [`Self::announce`]s through `relay` (set once, at start-up).
@@ -213,6 +227,12 @@ impl Hub {
     pub fn socket_count(&self) -> usize {
         self.rooms.lock().map(|r| r.values().map(Vec::len).sum()).unwrap_or(0)
     }
+}
+
+/// Returns once the hub is going away. Cancel-safe (for `select!`).
+pub async fn until_going_away(closing: &mut watch::Receiver<bool>) {
+    // The sender lives as long as the hub; a dropped hub is gone too.
+    let _ = closing.wait_for(|gone| *gone).await;
 }
 
 #[cfg(test)]

@@ -13,12 +13,16 @@
 //! ```
 //! Entries are limited per client address and per session (`admission.rs`); an Engine.IO
 //! session that never joins closes after `channel.join_timeout`.
-//! The transports run as a second in-process service that the proxy forwards to, so Pingora
-//! does the upgrade and streaming; nothing here names a Pingora type.
+//! SSE and long-polling run as a second in-process service that the proxy forwards to, so
+//! Pingora does the streaming; the proxy answers WebSocket upgrades itself (`proxy::upgrade`)
+//! and hands the detached connection to [`server::ChannelServer::serve_upgraded`]. Nothing here
+//! names a Pingora type. When the server stops, [`Hub::going_away`] closes every socket (1001)
+//! and ends every stream and long-poll, so clients reconnect to the next instance.
 
 pub mod admission;
 pub mod event;
 pub mod hub;
+mod refusal;
 pub mod server;
 pub mod socketio;
 pub mod sse;
@@ -28,6 +32,7 @@ use async_trait::async_trait;
 
 pub use event::StatusEvent;
 pub use hub::Hub;
+pub use refusal::{ChannelRefusal, EngineIoError};
 
 use crate::session::SessionId;
 

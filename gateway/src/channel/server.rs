@@ -1,11 +1,13 @@
-//! The channel server: hyper on a private Unix socket, reached only through the proxy, which has
-//! already checked the `Origin` and put the verified session in [`SESSION_HEADER`].
+//! The channel server: SSE and socket.io long-polling as hyper on a private Unix socket, reached
+//! only through the proxy, which has already checked the `Origin` and put the verified session in
+//! [`SESSION_HEADER`]; and the WebSockets whose 101 the proxy answered itself
+//! ([`ChannelServer::serve_upgraded`]), which never pass through that socket.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -16,10 +18,12 @@ use tokio::net::UnixListener;
 use tokio::sync::watch;
 
 use super::admission::{ChannelAdmission, EntryPermit};
-use super::socketio::{PollReply, Query, SocketIo};
+use super::socketio::{Query, SocketIo};
 use super::{sse, websocket, Hub, SignedIn, CLIENT_HEADER, SESSION_HEADER};
+use super::{ChannelRefusal, EngineIoError};
 use crate::config::ChannelConfig;
 use crate::metrics::{Limit, Metrics};
+use crate::respond::Answer;
 use crate::session::SessionId;
 
 /// `GET /_gateway/events`: WebSocket when asked to upgrade, else SSE.
@@ -88,16 +92,37 @@ impl ChannelServer {
         self.enter(client, session).map(Some)
     }
 
+    /// Whether a WebSocket upgrade on `path?query` asks for a transport this server runs: any on
+    /// the native path; `EIO` 3 or 4 with `transport=websocket` on socket.io's. Else the JSON
+    /// body of the 400 sent before any 101 (socket.io's error shape, as its polling refusals).
+    pub fn check_upgrade(&self, path: &str, query: Option<&str>) -> Result<(), ChannelRefusal> {
+        if path == EVENTS_PATH {
+            return Ok(());
+        }
+        let q = Query::parse(query);
+        if q.version().is_none() {
+            return Err(ChannelRefusal::EngineIo(EngineIoError::UnsupportedVersion));
+        }
+        if self.socketio.is_none() || q.transport.as_deref() != Some("websocket") {
+            return Err(ChannelRefusal::EngineIo(EngineIoError::TransportUnknown));
+        }
+        Ok(())
+    }
+
     /// The rooms this server's sockets join.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
 
-    /// Accepts connections until `shutdown` turns true.
+    /// Accepts connections until `shutdown` (Pingora's graceful stop: SIGTERM, or the hand-over
+    /// of an upgrade) turns true; then every socket, stream and poll of the hub is told to go.
     pub async fn run(self: Arc<Self>, listener: UnixListener, mut shutdown: watch::Receiver<bool>) {
         loop {
             let stream = tokio::select! {
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    self.hub.going_away();
+                    return;
+                }
                 r = listener.accept() => match r {
                     Ok((s, _)) => s,
                     Err(e) => {
@@ -114,7 +139,7 @@ impl ChannelServer {
                     async move { Ok::<_, std::convert::Infallible>(this.handle(req).await) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
-                let _ = conn.with_upgrades().await;
+                let _ = conn.await;
             });
         }
     }
@@ -125,19 +150,18 @@ impl ChannelServer {
         let client = req.headers().get(CLIENT_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
         let path = req.uri().path().to_owned();
         if path == EVENTS_PATH {
-            return self.events(req, session, client);
+            return self.events(session, client);
         }
         if let Some((sio_path, sio)) = &self.socketio {
             if path == *sio_path || path == sio_path.trim_end_matches('/') {
                 return self.socketio(Arc::clone(sio), req, session, client).await;
             }
         }
-        plain(404, "not found")
+        answer(ChannelRefusal::NotFound.into())
     }
 
-    /// Runs a status WebSocket whose handshake the proxy already answered (101), on `io`,
-    /// holding `permit` (from [`Self::enter`]) while it lives. The proxy serves channel upgrades
-    /// itself rather than through Pingora's upgrade proxying.
+    /// Runs a status WebSocket whose handshake the proxy already checked ([`Self::check_upgrade`])
+    /// and answered (101), on `io`, holding `permit` (from [`Self::admit_upgrade`]) while it lives.
     pub async fn serve_upgraded<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         self: Arc<Self>,
         io: S,
@@ -160,30 +184,19 @@ impl ChannelServer {
         }
     }
 
-    fn events(
-        &self,
-        req: Request<Incoming>,
-        session: Option<SessionId>,
-        client: Option<std::net::IpAddr>,
-    ) -> Response<Body> {
+    /// `GET /_gateway/events` as SSE (its WebSocket upgrades never come here).
+    fn events(&self, session: Option<SessionId>, client: Option<std::net::IpAddr>) -> Response<Body> {
         // Native sockets count per session when they join the hub (4429 / 429 past the limit).
         let permit = match self.enter(client, None) {
             Ok(p) => p,
-            Err(limit) => return over_limit(limit),
+            Err(limit) => return answer(ChannelRefusal::OverLimit(limit).into()),
         };
-        if is_websocket(&req) {
-            let (hub, signed_in, ping) = (Arc::clone(&self.hub), Arc::clone(&self.signed_in), self.ping);
-            return upgrade(req, move |io| async move {
-                websocket::serve(io, session, hub, signed_in, ping).await;
-                drop(permit);
-            });
-        }
         let Some(session) = session else {
             self.hub.refuse("unauthorized");
-            return plain(401, "unauthorized");
+            return answer(ChannelRefusal::NoSession.into());
         };
         let Some(rx) = sse::open(session, &self.hub, Arc::clone(&self.signed_in), SSE_KEEP_ALIVE) else {
-            return plain(429, "too many sockets for this session");
+            return answer(ChannelRefusal::SessionFull.into());
         };
         // The stream holds the permit: the entry lasts as long as the response body.
         let stream = futures_util::stream::unfold((rx, permit), |(mut rx, permit)| async move {
@@ -209,36 +222,30 @@ impl ChannelServer {
         // A request without `sid` opens an Engine.IO session: a new entry.
         let opening = q.sid.is_none() && req.method() == http::Method::GET;
         let permit = match opening.then(|| self.enter(client, session)) {
-            Some(Err(limit)) => return over_limit(limit),
+            Some(Err(limit)) => return answer(ChannelRefusal::OverLimit(limit).into()),
             Some(Ok(p)) => Some(p),
             None => None,
         };
-        let reply = if is_websocket(&req) {
-            let Some(version) = q.version() else { return plain(400, "unsupported protocol version") };
-            return upgrade(req, move |io| sio.websocket(io, version, q.sid, session, permit));
-        } else if req.method() == http::Method::OPTIONS {
-            PollReply { status: 204, content_type: "text/plain", body: Vec::new(), retry_after: None }
+        let reply = if req.method() == http::Method::OPTIONS {
+            Answer::empty(204)
         } else if req.method() == http::Method::POST {
-            match Limited::new(req.into_body(), 64 * 1024 + 1).collect().await {
+            let posted = match Limited::new(req.into_body(), 64 * 1024 + 1).collect().await {
                 Ok(b) => sio.poll_post(&q, session, &b.to_bytes()),
-                Err(_) => PollReply {
-                    status: 413,
-                    content_type: "text/plain",
-                    body: b"payload too large".to_vec(),
-                    retry_after: None,
-                },
+                Err(_) => Err(EngineIoError::PayloadTooLarge),
+            };
+            match posted {
+                // Engine.IO's answer to a post is the text `ok`.
+                Ok(()) => Answer::new(200, "text/html", "ok"),
+                Err(e) => ChannelRefusal::EngineIo(e).into(),
             }
         } else {
-            sio.poll_get(&q, session, permit).await
+            match sio.poll_get(&q, session, permit).await {
+                Ok(payload) => Answer::new(200, payload.content_type, payload.body),
+                Err(e) => ChannelRefusal::EngineIo(e).into(),
+            }
         };
-        let mut resp = Response::new(Full::new(Bytes::from(reply.body)).boxed());
-        *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut resp = answer(reply);
         let h = resp.headers_mut();
-        if let Some(secs) = reply.retry_after {
-            h.insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
-        h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         // The proxy only lets allowed origins through; echo them for credentialed polling.
         if let Some(o) = origin {
             h.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
@@ -251,57 +258,7 @@ impl ChannelServer {
     }
 }
 
-fn is_websocket(req: &Request<Incoming>) -> bool {
-    req.headers()
-        .get(http::header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
-/// 429 (one client's or session's limit) or 503 (the gateway's), with `Retry-After`.
-fn over_limit(limit: Limit) -> Response<Body> {
-    let (status, text, secs) = match limit {
-        Limit::ChannelTotal | Limit::Connections => (503, "server busy", 1u32),
-        _ => (429, "too many status-channel connections from this client or session", 5),
-    };
-    let mut r = plain(status, text);
-    r.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
-    r
-}
-
-fn plain(status: u16, text: &'static str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())).boxed());
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    r
-}
-
-/// Answers the WebSocket handshake (RFC 6455 §4.2.2) and runs `serve` on the upgraded stream.
-fn upgrade<F, Fut>(mut req: Request<Incoming>, serve: F) -> Response<Body>
-where
-    F: FnOnce(TokioIo<hyper::upgrade::Upgraded>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-    let Some(key) = req.headers().get(http::header::SEC_WEBSOCKET_KEY).map(|k| derive_accept_key(k.as_bytes())) else {
-        return plain(400, "missing Sec-WebSocket-Key");
-    };
-    if req.headers().get(http::header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
-        return plain(426, "WebSocket version 13 required");
-    }
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        if let Ok(upgraded) = on_upgrade.await {
-            serve(TokioIo::new(upgraded)).await;
-        }
-    });
-    let mut resp = Response::new(Full::new(Bytes::new()).boxed());
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = resp.headers_mut();
-    h.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(http::header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&key) {
-        h.insert(http::header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    resp
+/// `answer` as the channel server's response.
+fn answer(answer: Answer) -> Response<Body> {
+    answer.into_http().map(|body| Full::new(body).boxed())
 }

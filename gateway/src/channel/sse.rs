@@ -28,6 +28,7 @@ pub fn open(
     keep_alive: Duration,
 ) -> Option<mpsc::Receiver<Bytes>> {
     let mut member = hub.join(session, "sse").ok()?;
+    let mut closing = hub.closing();
     let (tx, rx) = mpsc::channel(SSE_QUEUE);
     tokio::spawn(async move {
         // A retry hint for EventSource, then init and the current sign-ins.
@@ -47,6 +48,8 @@ pub fn open(
         ticker.tick().await;
         loop {
             let chunk = tokio::select! {
+                // The stream ends (the sender drops): the client's EventSource reconnects elsewhere.
+                () = super::hub::until_going_away(&mut closing) => return,
                 e = member.next_event() => match e { Some(e) => frame(&e), None => return },
                 _ = ticker.tick() => Bytes::from_static(b": keep-alive\n\n"),
             };

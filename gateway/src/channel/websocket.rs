@@ -17,6 +17,8 @@ use crate::session::SessionId;
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 /// Close code when the session already has its maximum of sockets.
 pub const CLOSE_TOO_MANY: u16 = 4429;
+/// Close code when the server stops or hands over to a new process: reconnect (RFC 6455 §7.4.1).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// Largest message accepted from a client (they have nothing to say but pongs).
 pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
 
@@ -39,6 +41,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config())).await;
+    let mut closing = hub.closing();
     let Some(session) = session else {
         hub.refuse("unauthorized");
         close(&mut ws, CLOSE_UNAUTHORIZED, "unauthorized").await;
@@ -65,6 +68,10 @@ where
     let mut last_seen = Instant::now();
     loop {
         tokio::select! {
+            () = super::hub::until_going_away(&mut closing) => {
+                close(&mut ws, CLOSE_GOING_AWAY, "going away").await;
+                return;
+            }
             event = member.next_event() => match event {
                 Some(e) => if send(&mut ws, &e).await.is_err() { return },
                 None => { close(&mut ws, 1011, "dropped").await; return }

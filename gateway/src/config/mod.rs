@@ -13,6 +13,7 @@ mod model;
 pub mod raw;
 pub mod secret;
 pub mod types;
+mod upgrade;
 mod validate;
 
 use std::path::Path;

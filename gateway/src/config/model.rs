@@ -71,6 +71,8 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Admission limits and deadlines of client connections.
     pub limits: ConnectionLimits,
+    /// Where a new process waits for the listening sockets in a zero-downtime upgrade (absolute).
+    pub upgrade_socket: Option<PathBuf>,
 }
 
 /// Admission limits and deadlines of client connections (`server.max_connections`,

@@ -87,6 +87,8 @@ pub struct RawServer {
     /// Allows the built-in `dev` provider on a non-loopback listener.
     #[serde(default)]
     pub allow_dev_provider: bool,
+    /// Unix socket a `gateway run --upgrade` takes the listening sockets over on; SIGQUIT hands them.
+    pub upgrade_socket: Option<PathBuf>,
 }
 
 /// `[upstream]`: the add-in servers.

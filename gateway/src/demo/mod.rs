@@ -37,7 +37,7 @@ pub fn run(http: bool, config: Option<&Path>) -> anyhow::Result<()> {
     let env = move |name: &str| if name == "GATEWAY_SECRET" { secret.clone() } else { std::env::var(name).ok() };
     let config = crate::config::load_str(&text, &origin, &env).map_err(|e| anyhow::anyhow!("{e}"))?;
     let upstream_addr = config.upstream.addrs.first().cloned().context("demo.toml has no upstream")?;
-    let mut server = crate::app::build_server(&config, None)?;
+    let mut server = crate::app::build_server(&config, None, false)?;
     server.add_service(background_service("sample add-in", SampleAddin::new(upstream_addr.clone())));
     let url = config.server.public_url.origin();
     println!();
@@ -47,6 +47,6 @@ pub fn run(http: bool, config: Option<&Path>) -> anyhow::Result<()> {
     println!("  upstream    http://{upstream_addr} (sample add-in, sees only the identity headers)");
     println!("  stop        Ctrl-C");
     println!();
-    server.run(crate::app::signal_run_args());
+    server.run(crate::signals::signal_run_args());
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! WebSockets to the upstream, relayed by the gateway itself. One that carries a signed-in
 //! identity ends with it: when its tokens go away (lifetime, logout) both sides get a close
-//! frame with code 1008 (policy violation) and reason `session expired`.
+//! frame with code 1008 (policy violation) and reason `session expired`. When the gateway
+//! stops (SIGTERM, or the hand-over of an upgrade) both sides get 1001 ("going away").
 //!
 //! ```text
-//! client ══ Pingora session ══ pump ══ duplex ══ WebSocket (server role) ┐
-//!                                                                        ├ relay ◀── hub watch (auth_expired)
+//! client ══ detached stream (proxy::upgrade) ══ WebSocket (server role) ┐
+//!                                                                       ├ relay ◀── hub watch (auth_expired), going away
 //! upstream ═════ Pingora TransportConnector stream ═ WebSocket (client role) ┘
 //! ```
 //! Pingora's own upgrade proxying has no hook to end a tunnel from outside (and can end one
@@ -21,6 +22,7 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::Session;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -28,16 +30,14 @@ use tokio_tungstenite::WebSocketStream;
 
 use pingora::{Error, ErrorType, Result};
 
-use super::{respond, upgrade, Gateway, Live, RequestCtx};
+use super::{upgrade, Gateway, Live, RequestCtx};
 use crate::channel::event::StatusEvent;
-use crate::channel::hub::Membership;
+use crate::channel::hub::{until_going_away, Membership};
 use crate::config::types::ProviderName;
+use crate::respond;
 
 /// Longest wait for the upstream's answer to the upgrade request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Longest wait for the relay to finish its closing handshake once the client is gone.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The close reason both sides read when the identity's tokens are gone.
 const EXPIRED_REASON: &str = "session expired";
@@ -49,18 +49,21 @@ enum End {
     Closed,
     /// The identity's tokens were removed.
     Expired,
+    /// The gateway is stopping.
+    GoingAway,
 }
 
 /// Connects to `peer`, sends `request` (the client's upgrade with the gateway's headers), and
-/// relays the WebSocket until either side closes or `watch`, when given, reports the end of
-/// its provider's tokens.
+/// relays the WebSocket until either side closes, `watch`, when given, reports the end of its
+/// provider's tokens, or `closing` reports that the gateway stops. The status answered.
 pub(super) async fn serve(
     session: &mut Session,
     connector: &TransportConnector,
     peer: &HttpPeer,
     request: http::Request<()>,
     watch: Option<(Membership, ProviderName)>,
-) -> pingora::Result<()> {
+    closing: watch::Receiver<bool>,
+) -> pingora::Result<u16> {
     let connected = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
         let stream = connector.new_stream(peer).await.map_err(|e| e.to_string())?;
         tokio_tungstenite::client_async(request, stream).await.map_err(|e| match e {
@@ -75,31 +78,30 @@ pub(super) async fn serve(
         Err(reason) => {
             tracing::warn!(%reason, "upstream websocket failed");
             let status = if reason.starts_with("no upgrade answer") { 504 } else { 502 };
-            return respond::write(session, respond::proxy_failure(status, true)).await;
+            respond::write(session, respond::proxy_failure(status, true)).await?;
+            return Ok(status);
         }
     };
     let mut head = ResponseHeader::build(101, Some(response.headers().len()))?;
     for (name, value) in response.headers() {
         head.append_header(name.clone(), value.clone())?;
     }
-    session.write_response_header(Box::new(head), false).await?;
-
-    let (ours, theirs) = upgrade::pipe();
-    let client = WebSocketStream::from_raw_socket(theirs, Role::Server, None).await;
-    let relay = tokio::spawn(relay(client, upstream, watch));
-    upgrade::pump(session, ours).await;
-    match tokio::time::timeout(CLOSE_TIMEOUT, relay).await {
-        Ok(Ok(End::Expired)) => tracing::info!("upstream websocket closed: session expired"),
-        Ok(_) => {}
-        Err(_) => tracing::debug!("upstream websocket relay did not finish closing in time"),
-    }
-    Ok(())
+    upgrade::hand_over(session, head, move |stream| async move {
+        let client = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;
+        match relay(client, upstream, watch, closing).await {
+            End::Expired => tracing::info!("upstream websocket closed: session expired"),
+            End::GoingAway => tracing::debug!("upstream websocket closed: the gateway is stopping"),
+            End::Closed => {}
+        }
+    })
+    .await
 }
 
 async fn relay<C, U>(
     mut client: WebSocketStream<C>,
     mut upstream: WebSocketStream<U>,
     mut watch: Option<(Membership, ProviderName)>,
+    mut closing: watch::Receiver<bool>,
 ) -> End
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -125,6 +127,13 @@ where
                 let _ = upstream.close(Some(frame)).await;
                 let _ = client.get_mut().shutdown().await;
                 return End::Expired;
+            }
+            () = until_going_away(&mut closing) => {
+                let frame = CloseFrame { code: CloseCode::Away, reason: "going away".into() };
+                let _ = client.close(Some(frame.clone())).await;
+                let _ = upstream.close(Some(frame)).await;
+                let _ = client.get_mut().shutdown().await;
+                return End::GoingAway;
             }
         }
     }
@@ -163,24 +172,34 @@ impl Gateway {
     /// A WebSocket upgrade to the upstream, relayed by the gateway (`proxy::tunnel`); one that
     /// carries an identity is closed with 1008 when that identity's tokens go away.
     pub(super) async fn tunnel(&self, live: &Live, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let status = self.tunnel_status(live, session, ctx).await?;
+        // A detached session's placeholder has no response of its own: the access line reads this.
+        ctx.answered = Some(status);
+        Ok(())
+    }
+
+    async fn tunnel_status(&self, live: &Live, session: &mut Session, ctx: &mut RequestCtx) -> Result<u16> {
         let watch = match ctx.tokens.as_ref().map(|t| t.identity.provider.clone()) {
             None => None,
             Some(provider) => {
                 let Ok(Some(sid)) = live.auth.session_of(&session.req_header().headers).await else {
                     // Tokens come only from a session cookie, so this cannot happen; refuse rather than relay unwatched.
-                    return respond::write(session, respond::proxy_failure(502, true)).await;
+                    respond::write(session, respond::proxy_failure(502, true)).await?;
+                    return Ok(502);
                 };
                 let watch = self.channel.server.hub().watch(sid, "upstream_websocket");
                 // Re-check after joining: an expiry between the route check and the join is not missed.
                 if !matches!(live.auth.store().tokens(&sid, &provider).await, Ok(Some(_))) {
                     let expired = crate::auth::AuthRefusal::SignInRequired { links: Vec::new(), set_cookie: None };
-                    return respond::write(session, expired.into()).await;
+                    respond::write(session, expired.into()).await?;
+                    return Ok(401);
                 }
                 Some((watch, provider))
             }
         };
         let Some(peer) = self.upstreams.next_peer(true) else {
-            return respond::write(session, respond::proxy_failure(502, true)).await;
+            respond::write(session, respond::proxy_failure(502, true)).await?;
+            return Ok(502);
         };
         ctx.upstream = peer._address.as_inet().map(|a| super::ctx::Upstream::Peer(*a));
         let mut head = session.req_header().clone();
@@ -198,6 +217,7 @@ impl Gateway {
             .parse()
             .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "bad request target"))?;
         let request = http::Request::from_parts(parts, ());
-        serve(session, &self.ws_connector, &peer, request, watch).await
+        let closing = self.channel.server.hub().closing();
+        serve(session, &self.ws_connector, &peer, request, watch, closing).await
     }
 }

@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 use super::Answer;
 use crate::auth::error::{is_provider_outage, FlowError};
 use crate::auth::{AuthRefusal, HandoffRefusal, SessionState, SignInLink};
+use crate::channel::{ChannelRefusal, EngineIoError};
 use crate::metrics::Limit;
 use crate::providers::bearer::BearerError;
 use crate::providers::exchange::ExchangeError;
@@ -146,6 +147,34 @@ impl From<Limit> for Answer {
             Limit::HeaderTimeout | Limit::BodyRate => (408, "request_timeout", "the request was too slow", None),
         };
         Answer::error(status, code, message).retry_after(retry_after)
+    }
+}
+
+impl From<ChannelRefusal> for Answer {
+    fn from(refusal: ChannelRefusal) -> Self {
+        match refusal {
+            ChannelRefusal::NotWebSocket13 => {
+                Answer::error(400, "bad_request", "a WebSocket version 13 handshake is required")
+            }
+            ChannelRefusal::EngineIo(e) => {
+                let (code, message) = e.code_and_message();
+                let status = match e {
+                    EngineIoError::PayloadTooLarge => 413,
+                    EngineIoError::ServerBusy => 503,
+                    _ => 400,
+                };
+                let retry_after = (e == EngineIoError::ServerBusy).then_some(1);
+                Answer::json(status, &json!({"code": code, "message": message})).retry_after(retry_after)
+            }
+            ChannelRefusal::OverLimit(limit) => limit.into(),
+            ChannelRefusal::NoSession => {
+                Answer::error(401, "unauthorized", "the status channel needs a session cookie or ticket")
+            }
+            ChannelRefusal::SessionFull => {
+                Answer::error(429, "too_many_requests", "too many sockets for this session").retry_after(Some(5))
+            }
+            ChannelRefusal::NotFound => super::not_found(),
+        }
     }
 }
 

@@ -186,6 +186,33 @@ async fn unsupported_engine_io_version_or_transport_is_refused_with_400() -> any
     Ok(())
 }
 
+/// A WebSocket upgrade with an unsupported `EIO` or transport is refused with a 400 and
+/// Engine.IO's JSON error before any 101, as its polling twin is (it once got a 101 and a close).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_engine_io_version_or_transport_on_a_websocket_gets_400_json_not_101() -> anyhow::Result<()> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let cg = ChannelGateway::start(&[], &[]).await?;
+    for query in ["EIO=5&transport=websocket", "EIO=2&transport=websocket", "transport=websocket", "EIO=4&transport=x"]
+    {
+        let url = cg.gw.ws_url(&format!("{SOCKETIO_PATH}?{query}"));
+        let connect = tokio_tungstenite::connect_async(url.as_str());
+        let answer = tokio::time::timeout(EVENT_WAIT, connect).await.context("the upgrade was not answered")?;
+        let resp = match answer {
+            Err(WsError::Http(resp)) => resp,
+            Ok(_) => bail!("{query}: upgraded (101)"),
+            Err(e) => bail!("{query}: {e}"),
+        };
+        assert_eq!(resp.status(), 400, "{query}");
+        let body: serde_json::Value = serde_json::from_slice(resp.body().as_deref().unwrap_or_default())
+            .with_context(|| format!("{query}: the body is not JSON"))?;
+        ensure!(body["code"].is_u64() && body["message"].is_string(), "{query}: {body}");
+    }
+    // The supported versions still upgrade.
+    let opened = cg.open(Transport::Eio4WebSocket, &Join::Nothing, None).await?;
+    ensure!(!matches!(opened.refused().await?, channel::Refusal::Http(_)), "EIO=4 websocket refused over HTTP");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentialed_polling_gets_cors_headers_only_for_allowed_origins() -> anyhow::Result<()> {
     let cg = ChannelGateway::start(&["allowed_origins = [\"https://addin.example\"]"], &[]).await?;

@@ -141,3 +141,21 @@ fn missing_certificates_give_one_error_saying_how_to_make_them() -> anyhow::Resu
     }
     Ok(())
 }
+
+#[test]
+fn run_upgrade_without_an_upgrade_socket_exits_2_before_listening() -> anyhow::Result<()> {
+    let dir = TempDir::new("cli")?;
+    let config = dir.join("gateway.toml");
+    let toml = gateway_tests::GatewayConfig::on_free_port(&["127.0.0.1:9".parse()?])?.to_toml();
+    std::fs::write(&config, toml)?;
+
+    let output = Command::new(gateway_binary()?)
+        .args(["run", "--upgrade", "--config"])
+        .arg(&config)
+        .env(SECRET_ENV, TEST_SECRET)
+        .output()?;
+
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("server.upgrade_socket"), "{}", describe(&output));
+    Ok(())
+}

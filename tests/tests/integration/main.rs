@@ -1,7 +1,7 @@
 //! Integration tests of the gateway: one binary (Pingora links into each test binary, so one
 //! link, not one per file), one module per area. The harness is the `gateway_tests` library.
 //!
-//! The CLI, shutdown and memory tests run the built binary: `cargo build -p gateway` first.
+//! The CLI, shutdown, upgrade and memory tests run the built binary: `cargo build -p gateway` first.
 
 mod attacks;
 mod channel_socketio;
@@ -22,4 +22,5 @@ mod shutdown;
 mod sso;
 mod teams;
 mod tls;
+mod upgrade;
 mod upstream_websocket;

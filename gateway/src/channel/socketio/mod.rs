@@ -16,5 +16,5 @@ pub mod packet;
 mod polling;
 mod session;
 
-pub use polling::{PollReply, Query};
+pub use polling::{Payload, Query};
 pub use session::{EngineLimits, SocketIo};

@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::engine_io::{decode_payload, encode_payload, Version};
 use super::session::{SocketIo, MAX_PAYLOAD};
 use crate::channel::admission::EntryPermit;
+use crate::channel::EngineIoError;
 use crate::session::SessionId;
 
 /// The Engine.IO query of a request.
@@ -43,22 +44,13 @@ impl Query {
     }
 }
 
-/// A polling answer.
+/// Encoded packets for a poll's answer.
 #[derive(Debug)]
-pub struct PollReply {
-    /// HTTP status.
-    pub status: u16,
-    /// `Content-Type`.
+pub struct Payload {
+    /// `Content-Type` of the encoding (text, or binary for Engine.IO 3's binary clients).
     pub content_type: &'static str,
-    /// Body.
+    /// The encoded packets.
     pub body: Vec<u8>,
-    /// `Retry-After`, in seconds.
-    pub retry_after: Option<u32>,
-}
-
-fn error(status: u16, code: u8, message: &str) -> PollReply {
-    let body = serde_json::json!({"code": code, "message": message}).to_string().into_bytes();
-    PollReply { status, content_type: "application/json", body, retry_after: None }
 }
 
 impl SocketIo {
@@ -69,33 +61,31 @@ impl SocketIo {
         q: &Query,
         owner: Option<SessionId>,
         permit: Option<EntryPermit>,
-    ) -> PollReply {
-        let Some(version) = q.version() else { return error(400, 5, "Unsupported protocol version") };
+    ) -> Result<Payload, EngineIoError> {
+        let version = q.version().ok_or(EngineIoError::UnsupportedVersion)?;
         if q.transport.as_deref() != Some("polling") {
-            return error(400, 0, "Transport unknown");
+            return Err(EngineIoError::TransportUnknown);
         }
         let Some(sid) = &q.sid else {
             let binary = version == Version::V3 && !q.b64;
-            let Some(s) = self.open(version, binary, owner, permit) else {
-                return PollReply { retry_after: Some(1), ..error(503, 0, "Server busy") };
-            };
+            let s = self.open(version, binary, owner, permit).ok_or(EngineIoError::ServerBusy)?;
             let mut packets = vec![self.open_packet(&s)];
             if version == Version::V3 {
                 // socket.io 1.x/2.x connect the default namespace implicitly.
                 self.connect(&s);
                 packets.extend(s.take_all());
             }
-            let (ct, body) = encode_payload(version, s.binary, &packets);
-            return PollReply { status: 200, content_type: ct, body, retry_after: None };
+            let (content_type, body) = encode_payload(version, s.binary, &packets);
+            return Ok(Payload { content_type, body });
         };
-        let Some(s) = self.find(sid, owner) else { return error(400, 1, "Session ID unknown") };
+        let s = self.find(sid, owner).ok_or(EngineIoError::SessionIdUnknown)?;
         if s.lock().upgraded {
-            return error(400, 3, "Bad request");
+            return Err(EngineIoError::BadRequest);
         }
         if std::mem::replace(&mut s.lock().polling, true) {
             // Two concurrent polls on one session are a protocol violation.
             s.close();
-            return error(400, 3, "Bad request");
+            return Err(EngineIoError::BadRequest);
         }
         let deadline = tokio::time::sleep(self.ping_interval);
         tokio::pin!(deadline);
@@ -120,29 +110,27 @@ impl SocketIo {
             st.polling = false;
             st.last_seen = Instant::now();
         }
-        let (ct, body) = encode_payload(version, s.binary, &packets);
-        PollReply { status: 200, content_type: ct, body, retry_after: None }
+        let (content_type, body) = encode_payload(version, s.binary, &packets);
+        Ok(Payload { content_type, body })
     }
 
     /// `POST`: packets from the client.
-    pub fn poll_post(self: &Arc<Self>, q: &Query, owner: Option<SessionId>, body: &[u8]) -> PollReply {
-        let Some(version) = q.version() else { return error(400, 5, "Unsupported protocol version") };
+    pub fn poll_post(self: &Arc<Self>, q: &Query, owner: Option<SessionId>, body: &[u8]) -> Result<(), EngineIoError> {
+        let version = q.version().ok_or(EngineIoError::UnsupportedVersion)?;
         if body.len() > MAX_PAYLOAD {
-            return error(413, 3, "Payload too large");
+            return Err(EngineIoError::PayloadTooLarge);
         }
-        let Some(s) = q.sid.as_deref().and_then(|sid| self.find(sid, owner)) else {
-            return error(400, 1, "Session ID unknown");
-        };
+        let s = q.sid.as_deref().and_then(|sid| self.find(sid, owner)).ok_or(EngineIoError::SessionIdUnknown)?;
         match decode_payload(version, body) {
             Ok(packets) => {
                 for p in packets {
                     self.handle_packet(&s, &p);
                 }
-                PollReply { status: 200, content_type: "text/html", body: b"ok".to_vec(), retry_after: None }
+                Ok(())
             }
             Err(_) => {
                 s.close();
-                error(400, 3, "Bad request")
+                Err(EngineIoError::BadRequest)
             }
         }
     }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Notify};
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -186,6 +187,7 @@ impl SocketIo {
     /// `channel.join_timeout`, so handshakes that go nowhere free their place in seconds.
     async fn heartbeat(self: Arc<Self>, s: Arc<EngineSession>) {
         let mut closed = s.closed.subscribe();
+        let mut closing = self.hub.closing();
         let mut ticker = tokio::time::interval(self.ping_interval);
         ticker.tick().await;
         let join_deadline = tokio::time::sleep(self.limits.join_timeout);
@@ -194,6 +196,11 @@ impl SocketIo {
         loop {
             tokio::select! {
                 _ = closed.changed() => break,
+                // The server stops: a long-poll answers the close packet, a websocket closes 1001.
+                () = crate::channel::hub::until_going_away(&mut closing) => {
+                    s.close();
+                    break;
+                }
                 _ = &mut join_deadline, if !joined => {
                     let state = s.lock();
                     joined = state.connected && state.returned;
@@ -318,7 +325,9 @@ impl SocketIo {
         };
         self.pump_websocket(&mut ws, &s).await;
         s.close();
-        let _ = ws.close(None).await;
+        let going_away = *self.hub.closing().borrow();
+        let frame = going_away.then(|| CloseFrame { code: CloseCode::Away, reason: "going away".into() });
+        let _ = ws.close(frame).await;
     }
 
     /// `2probe` → `3probe`, then `5`: the polling transport hands over to this websocket.

@@ -106,10 +106,8 @@ fn socket_addr(text: &str) -> Result<SocketAddr, String> {
 fn server(raw: &RawServer, ctx: &Context<'_>, p: &mut Problems) -> Option<ServerConfig> {
     let listen = p.check("server.listen", socket_addr(&raw.listen));
     let public_url = p.check("server.public_url", PublicUrl::parse(&raw.public_url));
-    let admin_listen = match &raw.admin_listen {
-        Some(a) => p.check("server.admin_listen", socket_addr(a)).map(Some),
-        None => Some(None),
-    };
+    let admin_listen =
+        raw.admin_listen.as_ref().map_or(Some(None), |a| p.check("server.admin_listen", socket_addr(a)).map(Some));
     if let (Some(l), Some(Some(a))) = (listen, admin_listen) {
         if l == a {
             p.add("server.admin_listen", format!("\"{a}\" is also server.listen; use another port"));
@@ -165,6 +163,7 @@ fn server(raw: &RawServer, ctx: &Context<'_>, p: &mut Problems) -> Option<Server
         shutdown_timeout: raw.shutdown_timeout,
         idle_timeout,
         limits: limits?,
+        upgrade_socket: p.check("server.upgrade_socket", super::upgrade::socket(raw.upgrade_socket.as_deref()))?,
     })
 }
 
