@@ -204,7 +204,9 @@ fn build_live(
     let teams = config.teams.as_ref().map(|t| {
         let keys = crate::session::Keyring::from_secrets(&config.session.secrets);
         let origin = config.server.public_url.origin();
-        Arc::new(TeamsService::new(t, keys, Arc::clone(store), origin, Arc::clone(providers.http_arc())))
+        let token_ttl = config.session.token_ttl.get();
+        let http = Arc::clone(providers.http_arc());
+        Arc::new(TeamsService::new(t, keys, Arc::clone(store), token_ttl, origin, http))
     });
     let auth = Arc::new(
         AuthService::new(config, providers, Arc::clone(store), Arc::clone(hub), metrics.clone())

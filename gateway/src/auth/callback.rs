@@ -115,7 +115,11 @@ impl AuthService {
         let identity = stored.identity.clone();
         let bound = match (&flow.teams_user, &self.teams) {
             (Some(user), Some(teams)) => {
-                Bound::TeamsCode(teams.begin_pending(user, stored).await.ok_or(FlowError::Random)?)
+                let code = teams.begin_pending(user, stored).await.map_err(|e| match e {
+                    crate::teams::PendingError::Random => FlowError::Random,
+                    crate::teams::PendingError::Store => FlowError::Store,
+                })?;
+                Bound::TeamsCode(code)
             }
             (Some(_), None) => return Err(FlowError::Store),
             (None, _) if self.binding == PopupBinding::Ticket => {

@@ -113,10 +113,4 @@ impl crate::teams::TeamsSso for AuthService {
         let exchanged = self.on_behalf_of(&tokens, scopes).await.map_err(|e| e.to_string())?;
         Ok(Arc::new(exchanged))
     }
-
-    async fn first_time(&self, key: &str, ttl: Duration) -> bool {
-        let key = self.keys.digest(Purpose::StoreKey, key.as_bytes());
-        // A store outage must not let copies through twice; it refuses them all (Teams falls back).
-        self.store.claim_once(&key, ttl).await.unwrap_or(false)
-    }
 }
