@@ -33,6 +33,7 @@ use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisRelay, RedisStore};
 use crate::store::{RemovalCause, TokenStore};
 use crate::teams::TeamsService;
+use crate::telemetry::Telemetry;
 
 /// Why the server could not be built or run.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +102,8 @@ pub fn build_server(config: &Config, reload_from: Option<&Path>) -> Result<Serve
             redis
         }
     };
-    let live = Arc::new(ArcSwap::from_pointee(build_live(config, &store, &hub, &metrics)?));
+    let telemetry = crate::telemetry::export::start(&config.telemetry, &mut server);
+    let live = Arc::new(ArcSwap::from_pointee(build_live(config, &store, &hub, &metrics, &telemetry)?));
     let socket = channel_socket_path().map_err(AppError::ChannelSocket)?;
     let channel_server = ChannelServer::new(
         Arc::clone(&hub),
@@ -148,6 +150,7 @@ pub fn build_server(config: &Config, reload_from: Option<&Path>) -> Result<Serve
                 store: Arc::clone(&store),
                 hub: Arc::clone(&hub),
                 metrics: metrics.clone(),
+                telemetry,
             },
         ));
     }
@@ -196,6 +199,7 @@ fn build_live(
     store: &Arc<dyn TokenStore>,
     hub: &Arc<Hub>,
     metrics: &Metrics,
+    telemetry: &Option<Arc<Telemetry>>,
 ) -> Result<Live, AppError> {
     let dev_idp = dev_idp(config)?;
     let local = dev_idp.as_ref().map(|d| (d.issuer().to_owned(), Arc::clone(d) as Arc<dyn HttpClient>));
@@ -210,7 +214,8 @@ fn build_live(
     });
     let auth = Arc::new(
         AuthService::new(config, providers, Arc::clone(store), Arc::clone(hub), metrics.clone())
-            .with_teams(teams.clone()),
+            .with_teams(teams.clone())
+            .with_telemetry(telemetry.clone()),
     );
     Ok(Live::new(config, auth, dev_idp, teams))
 }
@@ -263,6 +268,7 @@ fn restart_only_settings(config: &Config) -> Vec<(&'static str, String)> {
         ("channel.max_sockets_per_client", format!("{:?}", config.channel.max_sockets_per_client)),
         ("channel.max_sockets", format!("{:?}", config.channel.max_sockets)),
         ("channel.join_timeout", format!("{:?}", config.channel.join_timeout)),
+        ("[telemetry]", format!("{:?}", config.telemetry)),
     ]
 }
 
@@ -276,6 +282,7 @@ struct ConfigReload {
     store: Arc<dyn TokenStore>,
     hub: Arc<Hub>,
     metrics: Metrics,
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 impl ConfigReload {
@@ -298,7 +305,7 @@ impl ConfigReload {
             tracing::error!(%file, changed = %changed.join(", "), "config reload refused: these settings change only with a restart; the running config stays");
             return;
         }
-        match build_live(&config, &self.store, &self.hub, &self.metrics) {
+        match build_live(&config, &self.store, &self.hub, &self.metrics, &self.telemetry) {
             Ok(live) => {
                 self.live.store(Arc::new(live));
                 tracing::info!(%file, routes = config.routes.len(), providers = config.providers.len(), "config reloaded");

@@ -29,4 +29,5 @@ pub mod proxy;
 pub mod session;
 pub mod store;
 pub mod teams;
+pub mod telemetry;
 pub mod tls;

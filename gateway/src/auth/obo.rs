@@ -73,6 +73,7 @@ impl AuthService {
             assertion: &tokens.access_token,
             scopes,
         };
+        let start = std::time::SystemTime::now();
         let result = obo::exchange(self.providers.http(), &request).await;
         let step = match &result {
             Ok(_) => "obo_exchanged",
@@ -81,6 +82,8 @@ impl AuthService {
             Err(OboError::Unavailable) => "obo_unavailable",
         };
         self.metrics.observe_login(provider.name.as_str(), step);
+        let outcome = if result.is_ok() { "ok" } else { step };
+        self.note_step("signin.obo", provider.name.as_str(), outcome, start);
         let got = result?;
         if let Some(keep) = got.expires_in.checked_sub(EXPIRY_MARGIN).filter(|d| !d.is_zero()) {
             let expires_ms = now_ms().saturating_add(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX));

@@ -54,6 +54,7 @@ impl Gateway {
         let headers = session.req_header().headers.clone();
         let query = session.req_header().uri.query().map(str::to_owned);
         let req = AuthRequest { method: &method, query: query.as_deref(), headers: &headers, body };
+        let start = std::time::SystemTime::now();
         let reply = match route {
             Route::Health => {
                 let (healthy, total) = self.upstreams.health_counts();
@@ -65,16 +66,33 @@ impl Gateway {
             }
             Route::Session => live.auth.session_info(&req).await,
             Route::Connect { provider, ticket } => match live.auth.connect(provider, ticket, &req).await {
-                Ok(r) => r,
-                Err(e) => respond::flow_error(&e, provider, &live.auth),
+                Ok(r) => {
+                    live.auth.note_step("signin.connect", provider, "ok", start);
+                    r
+                }
+                Err(e) => {
+                    live.auth.note_step("signin.connect", provider, e.metric_reason(), start);
+                    respond::flow_error(&e, provider, &live.auth)
+                }
             },
             Route::Callback { provider } => match live.auth.callback(provider, &req).await {
-                Ok(r) => r,
-                Err(f) => respond::callback_failure(&f, &live.auth),
+                Ok(r) => {
+                    live.auth.note_step("signin.callback", provider, "ok", start);
+                    r
+                }
+                Err(f) => {
+                    live.auth.note_step("signin.callback", provider, f.error.metric_reason(), start);
+                    respond::callback_failure(&f, &live.auth)
+                }
             },
             Route::Logout if method == http::Method::POST => live.auth.logout(&req).await,
             Route::Logout => respond::method_not_allowed("POST"),
-            Route::Handoff if method == http::Method::POST => live.auth.redeem_handoff(&req).await,
+            Route::Handoff if method == http::Method::POST => {
+                let reply = live.auth.redeem_handoff(&req).await;
+                let outcome = if reply.status().is_success() { "ok" } else { "refused" };
+                live.auth.note_step("signin.handoff", "", outcome, start);
+                reply
+            }
             Route::Handoff => respond::method_not_allowed("POST"),
             Route::DevIdp(rest) => match &live.dev_idp {
                 Some(dev) => dev.handle(&method, rest, req.query, &req.body).await,
