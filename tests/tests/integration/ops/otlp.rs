@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context};
 use gateway_tests::client::read_echo;
+use gateway_tests::entra::{EntraStandIn, TokenSpec, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use gateway_tests::otlp::{OtlpReceiver, ReceivedSpan};
 use gateway_tests::signin::{dev_config, Browser, Decision};
-use gateway_tests::{eventually, EchoUpstream, TestGateway};
+use gateway_tests::{eventually, EchoUpstream, GatewayConfig, TestGateway};
 
 const CLIENT_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_PARENT: &str = "00f067aa0ba902b7";
@@ -91,6 +92,50 @@ async fn spans_reach_the_collector_in_the_clients_trace_with_sign_in_steps_and_n
                 assert!(!value.contains(secret), "{key} of span {} carries a secret: {value}", span.name);
             }
             assert!(!value.contains('?'), "{key} of span {} carries a query: {value}", span.name);
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_behalf_of_exchange_is_a_child_span_of_its_request_and_carries_no_token() -> anyhow::Result<()> {
+    const TENANT: &str = "11111111-1111-4111-8111-111111111111";
+    let receiver = OtlpReceiver::start().await?;
+    let entra = EntraStandIn::start().await?;
+    let echo = EchoUpstream::start("app").await?;
+    let tables = format!(
+        "[providers.entra]\nkind = \"entra\"\ntenant = \"{TENANT}\"\nauthority = \"{}\"\n\
+         client_id = \"{DEFAULT_CLIENT_ID}\"\nclient_secret = \"env:ENTRA_SECRET\"\naccept_bearer = true\n\
+         [[routes]]\nprefix = \"/graph/\"\nrequire = [\"entra\"]\nobo_scopes = [\"https://graph.microsoft.com/User.Read\"]\n\
+         [telemetry]\notlp_endpoint = \"{}\"\n",
+        entra.authority(),
+        receiver.endpoint()
+    );
+    let toml = GatewayConfig::on_free_port(&[echo.addr()])?.plain_http_cookies().extra(&tables);
+    let gw = TestGateway::with_toml(toml).env("ENTRA_SECRET", DEFAULT_CLIENT_SECRET).start().await?;
+
+    let token = entra.access_token(&TokenSpec::new(TENANT, DEFAULT_CLIENT_ID));
+    let traceparent = format!("00-{CLIENT_TRACE_ID}-{CLIENT_PARENT}-01");
+    let request = gw.client()?.get(gw.url("/graph/me")).bearer_auth(&token).header("traceparent", &traceparent);
+    let seen = read_echo(request.send().await?).await?;
+    let obo_token = seen.header("x-forwarded-access-token").context("no on-behalf-of token forwarded")?;
+
+    let spans = eventually("the exchange's span reaches the collector", EXPORT_WAIT, || async {
+        let spans = receiver.spans();
+        ensure!(spans.iter().any(|s| s.name == "signin.obo" && s.trace_id == CLIENT_TRACE_ID), "spans: {spans:?}");
+        Ok(spans)
+    })
+    .await?;
+    let request_span = spans
+        .iter()
+        .find(|s| s.trace_id == CLIENT_TRACE_ID && s.parent_span_id == CLIENT_PARENT)
+        .context("no request span in the client's trace")?;
+    let step = spans.iter().find(|s| s.name == "signin.obo").context("no signin.obo span")?;
+    assert_eq!(step.parent_span_id, request_span.span_id, "the exchange is a child of its request: {step:?}");
+    assert_eq!((step.attribute("gateway.provider"), step.attribute("gateway.outcome")), (Some("entra"), Some("ok")));
+    for span in &spans {
+        for (key, value) in &span.attributes {
+            assert!(!value.contains(&token) && !value.contains(&obo_token), "{key} of {} carries a token", span.name);
         }
     }
     Ok(())
