@@ -34,6 +34,7 @@ use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisRelay, RedisStore};
 use crate::store::TokenStore;
 use crate::teams::TeamsService;
+use crate::telemetry::Telemetry;
 
 /// Why the server could not be built or run.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +108,8 @@ pub fn build_server(config: &Config, reload_from: Option<&Path>, take_over: bool
             redis
         }
     };
-    let live = Arc::new(ArcSwap::from_pointee(build_live(config, keys, &store, &hub, &metrics)?));
+    let telemetry = crate::telemetry::export::start(&config.telemetry, &mut server);
+    let live = Arc::new(ArcSwap::from_pointee(build_live(config, keys, &store, &hub, &metrics, &telemetry)?));
     let socket = channel_socket_path().map_err(AppError::ChannelSocket)?;
     let channel_server = ChannelServer::new(
         Arc::clone(&hub),
@@ -154,6 +156,7 @@ pub fn build_server(config: &Config, reload_from: Option<&Path>, take_over: bool
                 store: Arc::clone(&store),
                 hub: Arc::clone(&hub),
                 metrics: metrics.clone(),
+                telemetry,
             },
         ));
     }
@@ -203,6 +206,7 @@ fn build_live(
     store: &Arc<dyn TokenStore>,
     hub: &Arc<Hub>,
     metrics: &Metrics,
+    telemetry: &Option<Arc<Telemetry>>,
 ) -> Result<Live, AppError> {
     let dev_idp = DevIdp::from_config(config)?.map(Arc::new);
     let local = dev_idp.as_ref().map(|d| (d.issuer().to_owned(), Arc::clone(d) as Arc<dyn HttpClient>));
@@ -210,11 +214,14 @@ fn build_live(
     let providers = ProviderRegistry::from_config(config, http);
     let teams = config.teams.as_ref().map(|t| {
         let origin = config.server.public_url.origin();
-        Arc::new(TeamsService::new(t, keys.clone(), Arc::clone(store), origin, Arc::clone(providers.http_arc())))
+        let token_ttl = config.session.token_ttl.get();
+        let http = Arc::clone(providers.http_arc());
+        Arc::new(TeamsService::new(t, keys.clone(), Arc::clone(store), token_ttl, origin, http))
     });
     let auth = Arc::new(
         AuthService::new(config, keys, providers, Arc::clone(store), Arc::clone(hub), metrics.clone())
-            .with_teams(teams.clone()),
+            .with_teams(teams.clone())
+            .with_telemetry(telemetry.clone()),
     );
     Ok(Live::new(config, auth, dev_idp, teams))
 }
@@ -268,6 +275,7 @@ fn restart_only_settings(config: &Config) -> Vec<(&'static str, String)> {
         ("channel.max_sockets_per_client", format!("{:?}", config.channel.max_sockets_per_client)),
         ("channel.max_sockets", format!("{:?}", config.channel.max_sockets)),
         ("channel.join_timeout", format!("{:?}", config.channel.join_timeout)),
+        ("[telemetry]", format!("{:?}", config.telemetry)),
     ]
 }
 
@@ -281,6 +289,7 @@ struct ConfigReload {
     store: Arc<dyn TokenStore>,
     hub: Arc<Hub>,
     metrics: Metrics,
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 impl ConfigReload {
@@ -303,8 +312,8 @@ impl ConfigReload {
             tracing::error!(%file, changed = %changed.join(", "), "config reload refused: these settings change only with a restart; the running config stays");
             return;
         }
-        match build_live(&config, Keyring::from_secrets(&config.session.secrets), &self.store, &self.hub, &self.metrics)
-        {
+        let keys = Keyring::from_secrets(&config.session.secrets);
+        match build_live(&config, keys, &self.store, &self.hub, &self.metrics, &self.telemetry) {
             Ok(live) => {
                 self.live.store(Arc::new(live));
                 tracing::info!(%file, routes = config.routes.len(), providers = config.providers.len(), "config reloaded");

@@ -34,4 +34,5 @@ pub mod session;
 pub mod signals;
 pub mod store;
 pub mod teams;
+pub mod telemetry;
 pub mod tls;

@@ -16,6 +16,7 @@
 //! - [`entra`]: [`entra::EntraStandIn`], a local Entra ID: tenant metadata, rotating keys, minted tokens, on-behalf-of
 //! - [`idp`]: [`idp::TestIdp`], an in-repo OpenID provider with a knob for every fault
 //! - [`oidc_provider`]: the real OpenID provider (npm `oidc-provider`) as a child, and its login driver
+//! - [`otlp`]: [`otlp::OtlpReceiver`], a stand-in OpenTelemetry collector (OTLP/HTTP, protobuf)
 //! - [`ports`]: probe-and-hold registry of free `127.0.0.1` ports
 //! - [`redis_server`]: [`redis_server::RedisServer`], a real `redis-server` child on a free port
 //! - [`retry`]: [`eventually`], bounded retries instead of sleeps
@@ -33,6 +34,7 @@ pub mod limits;
 pub mod load;
 pub mod metrics;
 pub mod oidc_provider;
+pub mod otlp;
 pub mod ports;
 pub mod process;
 pub mod redis_server;

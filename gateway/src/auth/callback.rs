@@ -97,7 +97,11 @@ impl AuthService {
         let mut set_cookie = None;
         let delivery = match (&flow.teams_user, &self.teams) {
             (Some(user), Some(teams)) => {
-                Delivery::TeamsCode(teams.begin_pending(user, stored).await.ok_or(FlowError::Random)?)
+                let code = teams.begin_pending(user, stored).await.map_err(|e| match e {
+                    crate::teams::PendingError::Random => FlowError::Random,
+                    crate::teams::PendingError::Store => FlowError::Store,
+                })?;
+                Delivery::TeamsCode(code)
             }
             (Some(_), None) => return Err(FlowError::Store),
             (None, _) if self.binding == PopupBinding::Ticket => {

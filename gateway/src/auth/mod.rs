@@ -96,6 +96,8 @@ pub struct AuthService {
     pub(crate) refresh_locks: refresh::RefreshLocks,
     pub(crate) obo_locks: obo::OboLocks,
     pub(crate) teams: Option<Arc<crate::teams::TeamsService>>,
+    /// Trace export, when `[telemetry] otlp_endpoint` is set.
+    pub(crate) telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 impl AuthService {
@@ -127,6 +129,28 @@ impl AuthService {
                 .time_to_idle(std::time::Duration::from_secs(60))
                 .build(),
             teams: None,
+            telemetry: None,
+        }
+    }
+
+    /// Exports spans of the sign-in steps through `telemetry` (when set).
+    pub fn with_telemetry(mut self, telemetry: Option<Arc<crate::telemetry::Telemetry>>) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
+    /// The trace export, when on.
+    pub fn telemetry(&self) -> Option<&crate::telemetry::Telemetry> {
+        self.telemetry.as_deref()
+    }
+
+    /// Notes sign-in step `name` at `provider` (a configured name, or `unknown`), begun at
+    /// `start`, for the request's trace. Nothing happens (and nothing is allocated) when export
+    /// is off.
+    pub fn note_step(&self, name: &'static str, provider: &str, outcome: &'static str, start: std::time::SystemTime) {
+        if let Some(t) = &self.telemetry {
+            let provider = self.providers.get(provider).map_or("unknown", |p| p.name.as_str());
+            t.step(name, provider, outcome, start);
         }
     }
 

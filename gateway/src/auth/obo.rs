@@ -73,6 +73,7 @@ impl AuthService {
             assertion: &tokens.access_token,
             scopes,
         };
+        let start = std::time::SystemTime::now();
         let result = obo::exchange(self.providers.http(), &request).await;
         let step = match &result {
             Ok(_) => "obo_exchanged",
@@ -81,6 +82,8 @@ impl AuthService {
             Err(OboError::Unavailable) => "obo_unavailable",
         };
         self.metrics.observe_login(provider.name.as_str(), step);
+        let outcome = if result.is_ok() { "ok" } else { step };
+        self.note_step("signin.obo", provider.name.as_str(), outcome, start);
         let got = result?;
         if let Some(keep) = got.expires_in.checked_sub(EXPIRY_MARGIN).filter(|d| !d.is_zero()) {
             let expires_ms = now_ms().saturating_add(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX));
@@ -112,11 +115,5 @@ impl crate::teams::TeamsSso for AuthService {
         let (tokens, _) = verifier.verify(token).await.map_err(|e| e.to_string())?;
         let exchanged = self.on_behalf_of(&tokens, scopes).await.map_err(|e| e.to_string())?;
         Ok(Arc::new(exchanged))
-    }
-
-    async fn first_time(&self, key: &str, ttl: Duration) -> bool {
-        let key = self.keys.digest(Purpose::StoreKey, key.as_bytes());
-        // A store outage must not let copies through twice; it refuses them all (Teams falls back).
-        self.store.claim_once(&key, ttl).await.unwrap_or(false)
     }
 }

@@ -12,6 +12,7 @@ mod error;
 mod model;
 pub mod raw;
 pub mod secret;
+pub mod telemetry;
 pub mod types;
 mod upgrade;
 mod validate;

@@ -34,6 +34,15 @@ pub struct Config {
     pub channel: ChannelConfig,
     /// `[identity]`
     pub identity: IdentityHeaderNames,
+    /// `[telemetry]`
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`
+#[derive(Debug, Clone, Default)]
+pub struct TelemetryConfig {
+    /// Where spans are sent (OTLP/HTTP, protobuf); no export when absent.
+    pub otlp_endpoint: Option<Url>,
 }
 
 /// PEM files of the TLS listener, checked readable and parseable at load.

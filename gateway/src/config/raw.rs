@@ -38,6 +38,9 @@ pub struct RawConfig {
     /// `[identity]`
     #[serde(default)]
     pub identity: RawIdentity,
+    /// `[telemetry]`
+    #[serde(default)]
+    pub telemetry: super::telemetry::RawTelemetry,
 }
 
 /// `[server]`: listeners and public identity of the gateway.

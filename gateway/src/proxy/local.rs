@@ -97,7 +97,11 @@ impl Gateway {
         ticket: &str,
     ) -> pingora::Result<bool> {
         let Some(req) = Owned::read(session, None).await? else { return Ok(true) };
-        let reply = match live.auth.connect(provider, ticket, &req.auth()).await {
+        let start = std::time::SystemTime::now();
+        let outcome = live.auth.connect(provider, ticket, &req.auth()).await;
+        let step = outcome.as_ref().map_or_else(|e| e.metric_reason(), |_| "ok");
+        live.auth.note_step("signin.connect", provider, step, start);
+        let reply = match outcome {
             Ok(url) => Answer::redirect(url.as_str()),
             Err(e) => {
                 let opener = crate::auth::flow::Opener::Window;
@@ -111,7 +115,11 @@ impl Gateway {
     pub(super) async fn callback(&self, live: &Live, session: &mut Session, provider: &str) -> pingora::Result<bool> {
         let Some(req) = Owned::read(session, None).await? else { return Ok(true) };
         let origin = live.auth.public_origin();
-        let reply = match live.auth.callback(provider, &req.auth()).await {
+        let start = std::time::SystemTime::now();
+        let outcome = live.auth.callback(provider, &req.auth()).await;
+        let step = outcome.as_ref().map_or_else(|f| f.error.metric_reason(), |_| "ok");
+        live.auth.note_step("signin.callback", provider, step, start);
+        let reply = match outcome {
             Ok(done) => respond::completion_page(&origin, &done),
             Err(f) => respond::flow_failure_page(&origin, &f.provider, f.opener, &f.error),
         };
@@ -137,7 +145,10 @@ impl Gateway {
             return answer(session, respond::method_not_allowed("POST")).await;
         }
         let Some(req) = Owned::read(session, Some(MAX_HANDOFF_BODY)).await? else { return Ok(true) };
-        let reply = match live.auth.redeem_handoff(&req.auth()).await {
+        let start = std::time::SystemTime::now();
+        let outcome = live.auth.redeem_handoff(&req.auth()).await;
+        live.auth.note_step("signin.handoff", "", if outcome.is_ok() { "ok" } else { "refused" }, start);
+        let reply = match outcome {
             Ok(set_cookie) => respond::done(Some(&set_cookie)),
             Err(refusal) => refusal.into(),
         };

@@ -332,6 +332,7 @@ impl ProxyHttp for Gateway {
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             "access"
         );
+        trace::export(req, ctx, status);
     }
 }
 

@@ -15,6 +15,8 @@ pub const TRACESTATE: &str = "tracestate";
 pub struct TraceContext {
     trace_id: [u8; 16],
     span_id: [u8; 8],
+    /// The client's span (the `parent-id` of its `traceparent`), when the trace was continued.
+    parent: Option<[u8; 8]>,
     flags: u8,
     /// True when the trace id came from the client's `traceparent`.
     continued: bool,
@@ -25,10 +27,10 @@ impl TraceContext {
     /// only when the system's random source fails.
     pub fn from_client(header: Option<&[u8]>) -> Option<Self> {
         let span_id = random_nonzero::<8>()?;
-        if let Some((trace_id, flags)) = header.and_then(parse) {
-            return Some(Self { trace_id, span_id, flags, continued: true });
+        if let Some((trace_id, parent, flags)) = header.and_then(parse) {
+            return Some(Self { trace_id, span_id, parent: Some(parent), flags, continued: true });
         }
-        Some(Self { trace_id: random_nonzero::<16>()?, span_id, flags: 0, continued: false })
+        Some(Self { trace_id: random_nonzero::<16>()?, span_id, parent: None, flags: 0, continued: false })
     }
 
     /// True when the client's trace was continued (its `tracestate` may travel on).
@@ -67,9 +69,10 @@ impl std::fmt::Display for TraceId {
     }
 }
 
-/// The trace id and flags of a valid `traceparent` (§3.2.2): version `00` with exactly four
-/// fields, or a later version (not `ff`) with at least them; lower-case hex; ids not all zero.
-fn parse(value: &[u8]) -> Option<([u8; 16], u8)> {
+/// The trace id, parent id and flags of a valid `traceparent` (§3.2.2): version `00` with
+/// exactly four fields, or a later version (not `ff`) with at least them; lower-case hex; ids not
+/// all zero.
+fn parse(value: &[u8]) -> Option<([u8; 16], [u8; 8], u8)> {
     let text = std::str::from_utf8(value).ok()?.trim_matches([' ', '\t']);
     let mut parts = text.split('-');
     let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -83,7 +86,56 @@ fn parse(value: &[u8]) -> Option<([u8; 16], u8)> {
     if trace_id == [0; 16] || parent_id == [0; 8] {
         return None;
     }
-    Some((trace_id, flags))
+    Some((trace_id, parent_id, flags))
+}
+
+/// With `[telemetry] otlp_endpoint`: the request's span (the gateway's span of its trace, the
+/// client's span as parent) and, as its children, the sign-in steps this task noted while serving
+/// it. Without it: one check, nothing built. Names and attributes carry no path, query, header,
+/// cookie, token, code or state.
+pub(super) fn export(req: &pingora::http::RequestHeader, ctx: &super::ctx::RequestCtx, status: u16) {
+    let Some(telemetry) = ctx.live.as_ref().and_then(|l| l.auth.telemetry()) else { return };
+    let steps = telemetry.take_steps();
+    let Some(trace) = ctx.trace else { return };
+    use crate::telemetry::{Kind, Span, Value};
+    let end = std::time::SystemTime::now();
+    let start = end.checked_sub(ctx.started.elapsed()).unwrap_or(end);
+    let mut attributes = vec![
+        ("http.request.method", Value::Str(req.method.as_str().to_owned())),
+        ("http.response.status_code", Value::Int(i64::from(status))),
+        ("http.route", Value::Str(ctx.route.to_owned())),
+    ];
+    if let Some(upstream) = &ctx.upstream {
+        attributes.push(("gateway.upstream", Value::Str(upstream.to_string())));
+    }
+    telemetry.record(Span {
+        trace_id: trace.trace_id,
+        span_id: trace.span_id,
+        parent: trace.parent,
+        name: format!("{} {}", req.method, ctx.route),
+        kind: Kind::Server,
+        start,
+        end,
+        attributes,
+        error: status >= 500 || status == 0,
+    });
+    for step in steps {
+        let Some(span_id) = random_nonzero::<8>() else { continue };
+        telemetry.record(Span {
+            trace_id: trace.trace_id,
+            span_id,
+            parent: Some(trace.span_id),
+            name: step.name.to_owned(),
+            kind: Kind::Internal,
+            start: step.start,
+            end: step.end,
+            attributes: vec![
+                ("gateway.provider", Value::Str(step.provider)),
+                ("gateway.outcome", Value::Str(step.outcome.to_owned())),
+            ],
+            error: step.outcome != "ok",
+        });
+    }
 }
 
 fn decode<const N: usize>(text: &str) -> Option<[u8; N]> {

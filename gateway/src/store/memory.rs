@@ -62,6 +62,12 @@ struct ParkedHandoff {
     slot: std::sync::Mutex<Option<Handoff>>,
 }
 
+/// A value and its deadline (moka's `remove` may still return an entry past its lifetime).
+struct Expiring {
+    until: std::time::Instant,
+    bytes: Vec<u8>,
+}
+
 /// Tokens and transactions in this process.
 pub struct MemoryStore {
     tokens: Cache<Key, Arc<StoredTokens>>,
@@ -70,6 +76,8 @@ pub struct MemoryStore {
     handoffs: Cache<String, Arc<Timed<ParkedHandoff>>>,
     claims: Cache<String, Arc<Timed<()>>>,
     values: Cache<String, Arc<Timed<Vec<u8>>>>,
+    teams_state: Cache<String, Arc<Timed<Expiring>>>,
+    teams_counts: Cache<String, Arc<Timed<std::sync::atomic::AtomicU64>>>,
     removals: broadcast::Sender<Removal>,
 }
 
@@ -98,6 +106,8 @@ impl MemoryStore {
             handoffs: timed_cache(MAX_HANDOFFS),
             claims: timed_cache(MAX_HANDOFFS),
             values: timed_cache(MAX_HANDOFFS),
+            teams_state: timed_cache(MAX_HANDOFFS),
+            teams_counts: timed_cache(MAX_HANDOFFS),
             removals,
         }
     }
@@ -198,6 +208,29 @@ impl TokenStore for MemoryStore {
         Ok(self.values.get(key).await.map(|t| t.value.clone()))
     }
 
+    async fn put_teams_state(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError> {
+        let value = Expiring { until: std::time::Instant::now() + ttl, bytes: value };
+        self.teams_state.insert(key.to_owned(), Arc::new(Timed { value, ttl })).await;
+        Ok(())
+    }
+
+    async fn teams_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let live = self.teams_state.get(key).await.filter(|t| t.value.until > std::time::Instant::now());
+        Ok(live.map(|t| t.value.bytes.clone()))
+    }
+
+    async fn take_teams_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        // `remove` is atomic: of two concurrent takes, exactly one gets the entry.
+        let taken = self.teams_state.remove(key).await.filter(|t| t.value.until > std::time::Instant::now());
+        Ok(taken.map(|t| t.value.bytes.clone()))
+    }
+
+    async fn count_teams(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        let fresh = async { Arc::new(Timed { value: std::sync::atomic::AtomicU64::new(0), ttl }) };
+        let counter = self.teams_counts.entry(key.to_owned()).or_insert_with(fresh).await.into_value();
+        Ok(counter.value.fetch_add(1, std::sync::atomic::Ordering::SeqCst).saturating_add(1))
+    }
+
     fn removals(&self) -> broadcast::Receiver<Removal> {
         self.removals.subscribe()
     }
@@ -208,6 +241,8 @@ impl TokenStore for MemoryStore {
         self.handoffs.run_pending_tasks().await;
         self.claims.run_pending_tasks().await;
         self.values.run_pending_tasks().await;
+        self.teams_state.run_pending_tasks().await;
+        self.teams_counts.run_pending_tasks().await;
         self.generations.run_pending_tasks().await;
     }
 

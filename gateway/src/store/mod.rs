@@ -3,12 +3,15 @@
 //! # Invariants
 //! Tokens expire `session.token_ttl` after sign-in (absolute), login transactions after
 //! [`FLOW_TTL`] or on first use, whichever comes first; every token removal is reported on
-//! [`TokenStore::removals`] so the status channel can announce `auth_expired`.
+//! [`TokenStore::removals`] so the status channel can announce `auth_expired`. The Teams loop's
+//! state (pending sign-ins, attempt counts, validated users, handled invokes) lives here too, in
+//! its own namespace, so every instance sharing the store serves any step of the loop.
 
 pub mod key_names;
 pub mod memory;
 pub mod redis;
 pub mod sealed;
+pub(crate) mod wire;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -121,6 +124,18 @@ pub trait TokenStore: Send + Sync {
     async fn put_cached(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError>;
     /// The value under `key`, while it lives.
     async fn cached(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Keeps a piece of the Teams loop's state under `key` (a keyed digest, never a user id or
+    /// a code) for `ttl`, replacing any earlier value, in the Teams key namespace (sealed in
+    /// Redis, so every instance sharing the store sees it).
+    async fn put_teams_state(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError>;
+    /// The Teams state under `key`, while it lives.
+    async fn teams_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Takes (and so consumes) the Teams state under `key`; of two concurrent takes, on any
+    /// instances sharing the store, exactly one gets it.
+    async fn take_teams_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Adds one to the Teams counter under `key` and returns the new count (1 the first time);
+    /// a new counter lives `ttl`, which later additions do not extend.
+    async fn count_teams(&self, key: &str, ttl: Duration) -> Result<u64, StoreError>;
     /// Token removals from now on.
     fn removals(&self) -> broadcast::Receiver<Removal>;
     /// Runs housekeeping (expiry notifications); called every second by a background task.

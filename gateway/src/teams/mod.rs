@@ -15,28 +15,32 @@
 //! bot's API; the gateway validates it with the Teams provider's bearer rules, exchanges it on
 //! behalf of the user for `[teams] scopes`, validates the user, and answers 200. A token it
 //! cannot use, and every further copy of an invoke `value.id` (Teams sends one per signed-in
-//! client; de-duplicated through the token store, so across gateways), gets 412, on which Teams
-//! falls back to the sign-in card.
+//! client), gets 412, on which Teams falls back to the sign-in card.
+//!
+//! Every piece of the loop's state (pending sign-ins and their codes, wrong-code counts,
+//! validated users, handled invokes) lives in the token store ([`state`]), so gateways sharing a
+//! Redis store serve any step of it: a sign-in started on one instance finishes on another.
 
 pub mod activity;
 pub mod bot_token;
 mod refusal;
 pub mod response;
 pub mod security_code;
+mod state;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use moka::future::Cache;
 use ring::hmac;
 
 use crate::config::TeamsConfig;
-use crate::session::SessionId;
 use crate::session::{Keyring, Purpose};
 use crate::store::{StoredTokens, TokenStore};
 use activity::{Activity, ActivityError, VERIFY_STATE_INVOKE};
 use bot_token::BotTokenVerifier;
 pub use refusal::BotRefusal;
+pub use state::PendingError;
+use state::TeamsState;
 
 /// Prefix marking a Teams user reference in a connect URL (`/connect/{provider}/t.<ref>`).
 pub const TEAMS_TICKET_PREFIX: &str = "t.";
@@ -58,12 +62,7 @@ pub trait TeamsSso: Send + Sync {
         token: &str,
         scopes: &[String],
     ) -> Result<Arc<StoredTokens>, String>;
-    /// True the first time `key` is seen by any gateway sharing the store (for `ttl`).
-    async fn first_time(&self, key: &str, ttl: Duration) -> bool;
 }
-
-/// How long an exchanged invoke id is remembered (Teams sends its copies within seconds).
-const EXCHANGE_ID_TTL: Duration = Duration::from_secs(300);
 
 /// What to do with a request to `bot_path`.
 #[derive(Debug)]
@@ -88,69 +87,43 @@ pub enum BotDecision {
     Refuse(BotRefusal),
 }
 
-struct Pending {
-    tokens: Arc<StoredTokens>,
-    code: Vec<u8>,
-    attempts: u32,
-}
-
-/// The loop's state: pending sign-ins (with codes, in this process) and validated users (in the
-/// token store, so every gateway sharing it knows them).
+/// The loop: its settings, the bot-token check (whose key cache holds only Bot Framework public
+/// keys, so each instance keeps its own) and its state in the token store.
 pub struct TeamsService {
     config: TeamsConfig,
     keys: Keyring,
-    code_key: hmac::Key,
-    user_key: hmac::Key,
     verifier: Option<BotTokenVerifier>,
-    pending: Cache<String, Arc<Mutex<Pending>>>,
-    store: Arc<dyn TokenStore>,
+    state: TeamsState,
     public_origin: String,
 }
 
 impl TeamsService {
-    /// From `[teams]`; `http` fetches the Bot Framework keys; validated users live in `store`
-    /// (for `session.token_ttl` after their sign-in, as any tokens).
+    /// From `[teams]`; `http` fetches the Bot Framework keys; the loop's state lives in `store`
+    /// (validated users for `token_ttl` after their sign-in, as any tokens).
     pub fn new(
         config: &TeamsConfig,
         keys: Keyring,
         store: Arc<dyn TokenStore>,
+        token_ttl: Duration,
         public_origin: String,
         http: Arc<dyn crate::providers::http_client::HttpClient>,
     ) -> Self {
         let code_key = hmac::Key::new(hmac::HMAC_SHA256, &keys.derive(b"gateway/teams-codes/v1").unwrap_or_default());
-        let user_key = hmac::Key::new(hmac::HMAC_SHA256, &keys.derive(b"gateway/teams-users/v1").unwrap_or_default());
         let verifier = config.verify_bot_token.then(|| {
             BotTokenVerifier::new(config.openid_metadata.clone(), config.app_id.clone(), config.tenant.as_ref(), http)
         });
-        Self {
-            config: config.clone(),
-            keys,
-            code_key,
-            user_key,
-            verifier,
-            pending: Cache::builder().max_capacity(100_000).time_to_live(config.code_ttl.get()).build(),
-            store,
-            public_origin,
-        }
-    }
-
-    /// The store key of a Teams user: a keyed hash of `tenant/user`, never the ids themselves.
-    fn user_session(&self, user: &str) -> Option<SessionId> {
-        SessionId::from_bytes(hmac::sign(&self.user_key, user.as_bytes()).as_ref())
+        let state = TeamsState::new(store, keys.clone(), code_key, config.code_ttl.get(), token_ttl);
+        Self { config: config.clone(), keys, verifier, state, public_origin }
     }
 
     /// Records `user` as signed in with `tokens`, for every gateway sharing the store.
     async fn validate(&self, user: &str, tokens: &StoredTokens) {
-        let Some(session) = self.user_session(user) else { return };
-        if let Err(e) = self.store.put_tokens(&session, tokens.clone()).await {
-            tracing::warn!(error = %e, "cannot keep a validated Teams user");
-        }
+        self.state.validate(user, tokens).await;
     }
 
     /// The tokens of a validated `user`, if any.
     async fn validated(&self, user: &str) -> Option<Arc<StoredTokens>> {
-        let session = self.user_session(user)?;
-        self.store.tokens(&session, &self.config.provider).await.ok().flatten()
+        self.state.validated(user, &self.config.provider).await
     }
 
     /// The bot endpoint path.
@@ -176,44 +149,19 @@ impl TeamsService {
         (exp >= now).then(|| String::from_utf8(user.to_vec()).ok()).flatten()
     }
 
-    /// After a successful popup sign-in: keep the tokens pending and return the code to show.
-    pub async fn begin_pending(&self, user: &str, tokens: StoredTokens) -> Option<String> {
-        let code = security_code::generate()?;
-        let sealed = security_code::seal(&self.code_key, user, &code);
-        let pending = Pending { tokens: Arc::new(tokens), code: sealed, attempts: 0 };
-        self.pending.insert(user.to_owned(), Arc::new(Mutex::new(pending))).await;
-        Some(code)
+    /// After a successful popup sign-in: keep the tokens pending (in the token store, for
+    /// `code_ttl`) and return the code to show.
+    pub async fn begin_pending(&self, user: &str, tokens: StoredTokens) -> Result<String, PendingError> {
+        self.state.begin(user, &tokens).await
     }
 
     /// Checks `candidate` against `user`'s pending code; on a match the tokens become validated.
-    /// Wrong codes count; the fifth discards the pending sign-in.
+    /// Single use on every instance; wrong codes count, the fifth discards the pending sign-in.
     async fn redeem(&self, user: &str, candidate: &str) -> Option<Arc<StoredTokens>> {
-        let entry = self.pending.get(user).await?;
-        let outcome = {
-            let mut p = entry.lock().unwrap_or_else(|e| e.into_inner());
-            if security_code::matches(&self.code_key, user, candidate, &p.code) {
-                Ok(Arc::clone(&p.tokens))
-            } else {
-                p.attempts += 1;
-                Err(p.attempts >= security_code::MAX_ATTEMPTS)
-            }
-        };
-        match outcome {
-            Ok(tokens) => {
-                // Single use: the code is gone once redeemed.
-                self.pending.invalidate(user).await;
-                self.validate(user, &tokens).await;
-                tracing::info!(provider = %tokens.identity.provider, "teams sign-in validated");
-                Some(tokens)
-            }
-            Err(discard) => {
-                if discard {
-                    self.pending.invalidate(user).await;
-                    tracing::warn!("teams pending sign-in discarded after too many wrong codes");
-                }
-                None
-            }
-        }
+        let tokens = Arc::new(self.state.redeem(user, candidate).await?);
+        self.validate(user, &tokens).await;
+        tracing::info!(provider = %tokens.identity.provider, "teams sign-in validated");
+        Some(tokens)
     }
 
     /// `signin/tokenExchange`: 200 and the user validated, or 412 (a token it cannot use, or a
@@ -226,7 +174,7 @@ impl TeamsService {
             status,
             json: serde_json::json!({"id": id, "connectionName": connection, "failureDetail": failure}),
         };
-        if !sso.first_time(&format!("teams-exchange\0{id}"), EXCHANGE_ID_TTL).await {
+        if !self.state.first_invoke(id).await {
             return answer(412, Some("this token exchange was already handled"));
         }
         match sso.sign_in_with_token(self.config.provider.as_str(), token, &self.config.scopes).await {
@@ -289,7 +237,7 @@ impl TeamsService {
             let looks_like_code =
                 |t: &str| t.trim().len() == security_code::CODE_DIGITS && t.trim().bytes().all(|b| b.is_ascii_digit());
             if let Some(text) = activity.text().filter(|t| looks_like_code(t)) {
-                if self.pending.contains_key(&user) && self.redeem(&user, text).await.is_some() {
+                if self.redeem(&user, text).await.is_some() {
                     // The code typed into the chat is answered here and never reaches the bot.
                     return BotDecision::Reply(response::ok());
                 }

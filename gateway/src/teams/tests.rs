@@ -68,7 +68,7 @@ fn service_with(config: TeamsConfig) -> TeamsService {
     let keys = Keyring::from_secrets(&[secret]);
     let http = Arc::new(BotKeys { fetches: AtomicUsize::new(0) });
     let store = Arc::new(crate::store::memory::MemoryStore::new(Duration::from_secs(60)));
-    TeamsService::new(&config, keys, store, "https://gw.test".into(), http)
+    TeamsService::new(&config, keys, store, Duration::from_secs(60), "https://gw.test".into(), http)
 }
 
 fn tokens() -> StoredTokens {
@@ -268,7 +268,6 @@ async fn a_single_tenant_bot_accepts_its_tenants_entra_tokens_and_nothing_else()
 /// A sign-in service that accepts the token "good" (and counts the exchanges).
 struct FakeSso {
     exchanges: AtomicUsize,
-    seen: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 #[async_trait]
@@ -282,10 +281,6 @@ impl TeamsSso for FakeSso {
         self.exchanges.fetch_add(1, Ordering::SeqCst);
         assert_eq!(scopes, ["https://graph.microsoft.com/User.Read"]);
         (token == "good").then(|| Arc::new(tokens())).ok_or_else(|| "invalid_token".to_owned())
-    }
-
-    async fn first_time(&self, key: &str, _ttl: Duration) -> bool {
-        self.seen.lock().unwrap().insert(key.to_owned())
     }
 }
 
@@ -303,7 +298,7 @@ async fn token_exchange_invokes_validate_the_user_once_and_copies_or_bad_tokens_
     c.sso = true;
     c.scopes = vec!["https://graph.microsoft.com/User.Read".to_owned()];
     let t = service_with(c);
-    let sso = FakeSso { exchanges: AtomicUsize::new(0), seen: Default::default() };
+    let sso = FakeSso { exchanges: AtomicUsize::new(0) };
     let invoke = |d: BotDecision| match d {
         BotDecision::Invoke { status, json } => (status, json),
         other => panic!("expected an invoke response, got {other:?}"),

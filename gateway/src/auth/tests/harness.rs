@@ -132,6 +132,22 @@ impl TokenStore for Breakable {
         self.check()?;
         self.inner.cached(key).await
     }
+    async fn put_teams_state(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.put_teams_state(key, value, ttl).await
+    }
+    async fn teams_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check()?;
+        self.inner.teams_state(key).await
+    }
+    async fn take_teams_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check()?;
+        self.inner.take_teams_state(key).await
+    }
+    async fn count_teams(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.count_teams(key, ttl).await
+    }
     fn removals(&self) -> broadcast::Receiver<Removal> {
         self.inner.removals()
     }

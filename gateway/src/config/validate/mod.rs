@@ -80,6 +80,9 @@ pub(super) fn validate(raw: RawConfig, origin: &str, ctx: &Context<'_>) -> Resul
     }
     let channel = channel(&raw.channel, &mut p);
     let identity = identity(&raw.identity, &mut p);
+    let endpoint = raw.telemetry.otlp_endpoint.as_deref();
+    let otlp_endpoint = endpoint.and_then(|t| p.check("telemetry.otlp_endpoint", super::telemetry::endpoint(t)));
+    let telemetry = TelemetryConfig { otlp_endpoint };
     match (server, upstream, session, store, channel, identity) {
         (Some(server), Some(upstream), Some(session), Some(store), Some(channel), Some(identity)) if p.0.is_empty() => {
             Ok(Config {
@@ -93,6 +96,7 @@ pub(super) fn validate(raw: RawConfig, origin: &str, ctx: &Context<'_>) -> Resul
                 teams,
                 channel,
                 identity,
+                telemetry,
             })
         }
         _ => Err(p.0),

@@ -12,6 +12,7 @@
 //! is then sent by hand to the other.
 
 mod keys;
+mod teams;
 
 use std::time::Duration;
 

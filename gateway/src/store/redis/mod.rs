@@ -6,6 +6,7 @@
 //!  instance A ── SET t:<tag>:<provider> (sealed, PX ttl) ── PUBLISH inv ──▶ every L1 drops it
 //!             └─ SET s:<tag>:<provider> (the session id, sealed, PX ttl + margin)
 //!  instance A ── GETDEL f:<state>   (single use across instances)
+//!  instance A ── SET / GET / GETDEL m:s:<digest>, INCR m:n:<digest>   (the Teams loop)
 //!  instance A ── PUBLISH ev {session, event} ──▶ every instance → its own sockets of that session
 //!  Redis      ── __keyevent@N__:expired t:<tag>:<provider> ──▶ every instance: GET s:<tag>:<provider>
 //!                                                              → the session → its own sockets
@@ -16,26 +17,27 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use moka::future::Cache;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
-use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch, OnceCell};
 
 use super::key_names::{KeyNames, COMPANION_MARGIN};
 use super::sealed::Sealer;
+pub use super::wire::{decode_flow, encode_flow};
+use super::wire::{WireHandoff, WireTokens};
 use super::{Handoff, Removal, RemovalCause, StoreError, StoredTokens, TokenStore, FLOW_TTL};
-use crate::auth::flow::{FlowRecord, Opener};
+use crate::auth::flow::FlowRecord;
 use crate::channel::hub::Relay;
 use crate::channel::{Hub, StatusEvent};
 use crate::config::types::ProviderName;
-use crate::identity::Identity;
 use crate::session::{Keyring, SessionId};
+
+mod teams;
 
 /// How long an L1 entry may be served without asking Redis.
 const L1_TTL: Duration = Duration::from_secs(5);
@@ -59,123 +61,6 @@ pub struct RedisStore {
 
 /// What an `inv` message names instead of a provider when a session's cookie rotated.
 const GENERATION_MARK: &str = "#generation";
-
-#[derive(Serialize, Deserialize)]
-struct WireTokens {
-    provider: String,
-    subject: String,
-    email: Option<String>,
-    preferred_username: Option<String>,
-    name: Option<String>,
-    access_token: String,
-    refresh_token: Option<String>,
-    access_expires_ms: Option<u64>,
-    signed_in_ms: u64,
-    #[serde(default)]
-    tenant: Option<String>,
-    #[serde(default)]
-    groups: Vec<String>,
-    #[serde(default)]
-    roles: Vec<String>,
-}
-
-impl WireTokens {
-    fn from_tokens(tokens: &StoredTokens) -> Self {
-        let i = &tokens.identity;
-        Self {
-            provider: i.provider.to_string(),
-            subject: i.subject.clone(),
-            email: i.email.clone(),
-            preferred_username: i.preferred_username.clone(),
-            name: i.name.clone(),
-            access_token: tokens.access_token.expose_secret().to_owned(),
-            refresh_token: tokens.refresh_token.as_ref().map(|r| r.expose_secret().to_owned()),
-            access_expires_ms: tokens.access_expires_at.map(ms),
-            signed_in_ms: ms(tokens.signed_in_at),
-            tenant: i.tenant.clone(),
-            groups: i.groups.clone(),
-            roles: i.roles.clone(),
-        }
-    }
-
-    fn into_tokens(self) -> Option<StoredTokens> {
-        Some(StoredTokens {
-            identity: Identity {
-                provider: ProviderName::parse(&self.provider).ok()?,
-                subject: self.subject,
-                email: self.email,
-                preferred_username: self.preferred_username,
-                name: self.name,
-                tenant: self.tenant,
-                groups: self.groups,
-                roles: self.roles,
-            },
-            access_token: SecretString::from(self.access_token),
-            refresh_token: self.refresh_token.map(SecretString::from),
-            access_expires_at: self.access_expires_ms.map(from_ms),
-            signed_in_at: from_ms(self.signed_in_ms),
-        })
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-struct WireHandoff {
-    session: String,
-    tokens: WireTokens,
-}
-
-#[derive(Serialize, Deserialize)]
-struct WireFlow {
-    session: String,
-    provider: String,
-    verifier: String,
-    nonce: String,
-    opener: u8,
-    teams_user: Option<String>,
-}
-
-/// A login transaction as the JSON stored (sealed) in Redis.
-pub fn encode_flow(flow: &FlowRecord) -> Result<Vec<u8>, StoreError> {
-    let wire = WireFlow {
-        session: flow.session.storage_key(),
-        provider: flow.provider.to_string(),
-        verifier: flow.pkce_verifier.expose_secret().to_owned(),
-        nonce: flow.nonce.clone(),
-        opener: match flow.opener {
-            Opener::Window => 0,
-            Opener::Office => 1,
-            Opener::Teams => 2,
-        },
-        teams_user: flow.teams_user.clone(),
-    };
-    serde_json::to_vec(&wire).map_err(unavailable)
-}
-
-/// The login transaction in [`encode_flow`]'s JSON (already unsealed); `None` for anything
-/// else, so a damaged or foreign value counts as an unknown `state`.
-pub fn decode_flow(plain: &[u8]) -> Option<FlowRecord> {
-    let w = serde_json::from_slice::<WireFlow>(plain).ok()?;
-    Some(FlowRecord {
-        session: SessionId::from_storage_key(&w.session)?,
-        provider: ProviderName::parse(&w.provider).ok()?,
-        pkce_verifier: SecretString::from(w.verifier),
-        nonce: w.nonce,
-        opener: match w.opener {
-            1 => Opener::Office,
-            2 => Opener::Teams,
-            _ => Opener::Window,
-        },
-        teams_user: w.teams_user,
-    })
-}
-
-fn ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
-}
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -556,6 +441,22 @@ impl TokenStore for RedisStore {
         let k = name.clone();
         let raw: Option<Vec<u8>> = self.run(|mut c| async move { c.get(k).await }).await?;
         Ok(raw.and_then(|r| self.sealer.open(&name, &r)))
+    }
+
+    async fn put_teams_state(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), StoreError> {
+        self.put_teams(key, value, ttl).await
+    }
+
+    async fn teams_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_teams(key, false).await
+    }
+
+    async fn take_teams_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_teams(key, true).await
+    }
+
+    async fn count_teams(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        self.incr_teams(key, ttl).await
     }
 
     fn removals(&self) -> broadcast::Receiver<Removal> {
