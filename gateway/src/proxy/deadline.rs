@@ -39,9 +39,10 @@ use super::admission::Slot;
 use crate::config::ConnectionLimits;
 use crate::metrics::Limit;
 
-/// The answer written when a request head is too slow; the connection closes after it.
-const HEAD_TIMEOUT_RESPONSE: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n\
-Content-Length: 64\r\nConnection: close\r\n\r\n{\"error\":\"request_timeout\",\"message\":\"the request was too slow\"}";
+/// The answer written when a request head is too slow (`respond`'s 408); the connection closes
+/// after it. Built once: it is written from a poll function, where nothing may wait.
+static HEAD_TIMEOUT_RESPONSE: std::sync::LazyLock<Vec<u8>> =
+    std::sync::LazyLock::new(|| crate::respond::Answer::from(crate::metrics::Limit::HeaderTimeout).http1_bytes());
 
 /// Why a read was cut: the error inside the `io::Error` a cut read returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -203,7 +204,7 @@ impl ClientStream {
             self.cut = Some(why);
             self.slot.count(why.limit());
             if why == DeadlineError::HeaderTimeout && !silent {
-                let _ = Pin::new(&mut self.inner).poll_write(cx, HEAD_TIMEOUT_RESPONSE);
+                let _ = Pin::new(&mut self.inner).poll_write(cx, &HEAD_TIMEOUT_RESPONSE);
                 let _ = Pin::new(&mut self.inner).poll_flush(cx);
             }
         }

@@ -7,9 +7,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod serde_defaults;
+
 use serde::Deserialize;
 
 use super::defaults::*;
+use serde_defaults::*;
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -392,110 +395,4 @@ impl Default for RawIdentity {
             access_token_header: default_access_token_header(),
         }
     }
-}
-
-fn default_true() -> bool {
-    true
-}
-fn default_threads() -> usize {
-    DEFAULT_THREADS
-}
-fn default_shutdown_grace() -> Duration {
-    DEFAULT_SHUTDOWN_GRACE
-}
-fn default_shutdown_timeout() -> Duration {
-    DEFAULT_SHUTDOWN_TIMEOUT
-}
-fn default_idle_timeout() -> Duration {
-    DEFAULT_IDLE_TIMEOUT
-}
-fn default_header_timeout() -> Duration {
-    DEFAULT_HEADER_TIMEOUT
-}
-fn default_body_min_rate() -> u64 {
-    DEFAULT_BODY_MIN_RATE
-}
-fn default_max_connections() -> usize {
-    DEFAULT_MAX_CONNECTIONS
-}
-fn default_max_connections_per_client() -> usize {
-    DEFAULT_MAX_CONNECTIONS_PER_CLIENT
-}
-fn default_max_sockets_per_client() -> usize {
-    DEFAULT_MAX_SOCKETS_PER_CLIENT
-}
-fn default_max_sockets() -> usize {
-    DEFAULT_MAX_SOCKETS
-}
-fn default_join_timeout() -> Duration {
-    DEFAULT_JOIN_TIMEOUT
-}
-fn default_health_check_interval() -> Duration {
-    DEFAULT_HEALTH_CHECK_INTERVAL
-}
-fn default_connect_timeout() -> Duration {
-    DEFAULT_CONNECT_TIMEOUT
-}
-fn default_upstream_idle_timeout() -> Duration {
-    DEFAULT_UPSTREAM_IDLE_TIMEOUT
-}
-fn default_token_ttl() -> Duration {
-    DEFAULT_TOKEN_TTL
-}
-fn default_ticket_ttl() -> Duration {
-    DEFAULT_TICKET_TTL
-}
-fn default_session_lifetime() -> Duration {
-    DEFAULT_SESSION_LIFETIME
-}
-
-fn default_handoff_ttl() -> Duration {
-    DEFAULT_HANDOFF_TTL
-}
-
-fn default_popup_binding() -> String {
-    DEFAULT_POPUP_BINDING.to_owned()
-}
-
-fn default_cookie_same_site() -> String {
-    DEFAULT_COOKIE_SAME_SITE.to_owned()
-}
-fn default_store_kind() -> String {
-    DEFAULT_STORE_KIND.to_owned()
-}
-fn default_key_prefix() -> String {
-    DEFAULT_KEY_PREFIX.to_owned()
-}
-fn default_store_timeout() -> Duration {
-    DEFAULT_STORE_TIMEOUT
-}
-fn default_verify_bot_token() -> bool {
-    DEFAULT_VERIFY_BOT_TOKEN
-}
-fn default_code_ttl() -> Duration {
-    DEFAULT_CODE_TTL
-}
-fn default_max_sockets_per_session() -> usize {
-    DEFAULT_MAX_SOCKETS_PER_SESSION
-}
-fn default_ping_interval() -> Duration {
-    DEFAULT_PING_INTERVAL
-}
-fn default_user_header() -> String {
-    DEFAULT_USER_HEADER.to_owned()
-}
-fn default_email_header() -> String {
-    DEFAULT_EMAIL_HEADER.to_owned()
-}
-fn default_preferred_username_header() -> String {
-    DEFAULT_PREFERRED_USERNAME_HEADER.to_owned()
-}
-fn default_name_header() -> String {
-    DEFAULT_NAME_HEADER.to_owned()
-}
-fn default_provider_header() -> String {
-    DEFAULT_PROVIDER_HEADER.to_owned()
-}
-fn default_access_token_header() -> String {
-    DEFAULT_ACCESS_TOKEN_HEADER.to_owned()
 }
