@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::{AuthRefusal, AuthService, SignInLink};
+use crate::config::types::ProviderName;
 use crate::config::{AllowRule, Require, RouteRule};
 use crate::identity::Identity;
 use crate::providers::bearer::{bearer_of, BearerError};
@@ -157,15 +158,14 @@ impl AuthService {
             }
             return Access::Allowed(None);
         };
-        let allowed: Vec<&str> = match &rule.require {
-            Require::Any => self.providers.all().iter().map(|p| p.name.as_str()).collect(),
-            Require::Providers(list) => list.iter().map(|p| p.as_str()).collect(),
+        let allowed: &[ProviderName] = match &rule.require {
+            Require::Any => self.providers.names(),
+            Require::Providers(list) => list,
         };
         let mut refused = false;
         if let Some(session) = session {
-            for name in &allowed {
-                let Some(p) = self.providers.get(name) else { continue };
-                match self.store.tokens(&session, &p.name).await {
+            for name in allowed {
+                match self.store.tokens(&session, name).await {
                     Ok(Some(t)) if rule.allow.as_ref().is_some_and(|a| !passes(a, &t.identity)) => refused = true,
                     Ok(Some(t)) => {
                         let t = if rule.forward_access_token { self.fresh_tokens(&session, t).await } else { t };
@@ -184,15 +184,15 @@ impl AuthService {
             tracing::info!(route = %rule.prefix, "signed in but not allowed on this route");
             return Access::Denied(AuthRefusal::Forbidden);
         }
-        Access::Denied(self.authentication_required(headers, &allowed).await)
+        Access::Denied(self.authentication_required(headers, allowed).await)
     }
 
     /// The sign-in links of `allowed` for the request's session (created if need be).
-    async fn authentication_required(&self, headers: &http::HeaderMap, allowed: &[&str]) -> AuthRefusal {
+    async fn authentication_required(&self, headers: &http::HeaderMap, allowed: &[ProviderName]) -> AuthRefusal {
         let Ok(Some((session, set_cookie))) = self.ensure_session(headers).await else {
             return AuthRefusal::StoreUnavailable;
         };
-        let links = allowed.iter().map(|name| self.sign_in_link(name, &session)).collect();
+        let links = allowed.iter().map(|name| self.sign_in_link(name.as_str(), &session)).collect();
         AuthRefusal::SignInRequired { links, set_cookie }
     }
 

@@ -28,7 +28,7 @@ impl AuthService {
         let all = self.providers.names();
         let removed = self
             .store
-            .remove_tokens(&session, provider.as_ref(), &all)
+            .remove_tokens(&session, provider.as_ref(), all)
             .await
             .map_err(|_| AuthRefusal::StoreUnavailable)?;
         tracing::info!(session = %session.log_tag(), providers = removed.len(), "signed out");

@@ -9,9 +9,15 @@ use url::Url;
 pub const RESERVED_PROVIDER_NAMES: [&str; 2] = ["callback", "logout"];
 
 /// A provider's name: 1–32 of `a-z 0-9 _ -`, starting with a letter or digit, not reserved.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(transparent)]
-pub struct ProviderName(String);
+/// Shared, not copied: a clone (a token-store key on every request) allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProviderName(std::sync::Arc<str>);
+
+impl serde::Serialize for ProviderName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 impl ProviderName {
     /// Checks the name, or says what is wrong with it.
@@ -28,7 +34,7 @@ impl ProviderName {
                 "provider name \"{name}\" must be 1 to 32 of a-z, 0-9, '_' and '-', starting with a letter or digit"
             ));
         }
-        Ok(Self(name.to_owned()))
+        Ok(Self(name.into()))
     }
 
     /// The name as written.

@@ -244,6 +244,8 @@ impl Provider {
 /// Every configured provider, by name, in name order.
 pub struct ProviderRegistry {
     providers: Vec<Arc<Provider>>,
+    /// Their names, in the same order.
+    names: Vec<ProviderName>,
     http: Arc<dyn HttpClient>,
 }
 
@@ -251,8 +253,10 @@ impl ProviderRegistry {
     /// From the config; `http` carries every provider call.
     pub fn from_config(config: &Config, http: Arc<dyn HttpClient>) -> Self {
         let origin = config.server.public_url.origin();
-        let providers = config.providers.iter().map(|p| Arc::new(Provider::from_config(p, &origin, &http))).collect();
-        Self { providers, http }
+        let providers: Vec<Arc<Provider>> =
+            config.providers.iter().map(|p| Arc::new(Provider::from_config(p, &origin, &http))).collect();
+        let names = providers.iter().map(|p| p.name.clone()).collect();
+        Self { providers, names, http }
     }
 
     /// The provider called `name`.
@@ -265,9 +269,9 @@ impl ProviderRegistry {
         &self.providers
     }
 
-    /// All names.
-    pub fn names(&self) -> Vec<ProviderName> {
-        self.providers.iter().map(|p| p.name.clone()).collect()
+    /// All names, in configuration order.
+    pub fn names(&self) -> &[ProviderName] {
+        &self.names
     }
 
     /// Warms up every provider not yet warm (see [`Provider::warm_up`]), logging failures;
