@@ -163,6 +163,26 @@ fn wait_healthy(addr: SocketAddr) -> anyhow::Result<()> {
     bail!("the gateway did not answer /_gateway/health within 15 s")
 }
 
+/// Signs in through the dev flow (the memory harness's client) and returns the session cookie
+/// as the callback leaves it: a callback that carries the session's cookie rotates it.
+async fn sign_in(base: &str) -> anyhow::Result<String> {
+    let gateway = client::Gateway::new(base, 1)?;
+    let session = gateway.new_session().await?;
+    let url = gateway.callback_url(&session, "bench").await?;
+    let url = if url.starts_with("http") { url } else { format!("{base}{url}") };
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build()?;
+    let resp = http.get(&url).header(reqwest::header::COOKIE, &session.cookie).send().await?;
+    ensure!(resp.status() == 200, "the callback answered {}", resp.status());
+    let rotated = resp
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next())
+        .find(|pair| pair.starts_with("gw_session="))
+        .map(str::to_owned);
+    Ok(rotated.unwrap_or(session.cookie))
+}
+
 fn run(args: Args) -> anyhow::Result<()> {
     gateway::logging::init(gateway::logging::LogFormat::Text);
     let config = gateway::config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -175,14 +195,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     })?;
     wait_healthy(listen)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let session =
-        rt.block_on(async { client::Gateway::new(&format!("http://{listen}"), 1)?.sign_in("bench").await })?;
+    let cookie = rt.block_on(sign_in(&format!("http://{listen}")))?;
     drop(rt);
 
     let cases: [(&str, SocketAddr, &str, Option<&str>, u16); 4] = [
         ("client alone (upstream directly; the gateway idle)", args.upstream, "/api/items", None, 200),
         ("public route (`GET /index.html`, no cookie)", listen, "/index.html", None, 200),
-        ("authenticated route (`GET /api/items`, session cookie)", listen, "/api/items", Some(&session.cookie), 200),
+        ("authenticated route (`GET /api/items`, session cookie)", listen, "/api/items", Some(&cookie), 200),
         ("denied (`GET /api/items`, no cookie: 401)", listen, "/api/items", None, 401),
     ];
     println!("| request | allocations / req | frees / req | reallocs / req | bytes allocated / req | µs / req |");
