@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by the load harnesses benches/run and benches/memory, which source this file
 # (it is not run on its own): the processes a harness starts, free ports, bounded waits, and the
 # work folder removed at exit.
@@ -10,7 +11,8 @@
 #   stop PID                         ends one process group started here (TERM, then KILL after 5 s)
 #   free_ports N                     prints N distinct free TCP ports on 127.0.0.1
 #   wait_http URL [STATUS] [PID]     bounded wait (15 s) until URL answers (with STATUS); fails
-#                                    early when PID has exited
+#                                    early when PID has exited; https:// takes any certificate
+#                                    (the harnesses' own, on 127.0.0.1)
 #
 # Needs bash 4.4 or later, setsid, taskset, curl and python3.
 
@@ -65,7 +67,7 @@ EOF
 wait_http() {   # wait_http URL [STATUS] [PID]: bounded wait (15 s) until URL answers (with STATUS)
   local code
   for _ in $(seq 150); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1" || true)
+    code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 1 "$1" || true)
     if [[ -n "${2:-}" && "$code" == "$2" ]] || [[ -z "${2:-}" && "$code" != 000 ]]; then return 0; fi
     [[ -z "${3:-}" ]] || kill -0 "$3" 2>/dev/null || return 1
     sleep 0.1
