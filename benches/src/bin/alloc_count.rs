@@ -188,7 +188,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let config = gateway::config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listen = config.server.listen;
     std::thread::Builder::new().name("gateway".into()).spawn(move || {
-        if let Err(e) = gateway::app::run(config, None, gateway::app::signal_run_args()) {
+        if let Err(e) = gateway::app::run(config, None, gateway::signals::run_args(false), false) {
             eprintln!("alloc_count: the gateway stopped: {e}");
             std::process::exit(1);
         }
