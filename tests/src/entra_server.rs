@@ -13,15 +13,12 @@ use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use super::{
     unix_now, v1_issuer, CodeGrant, OboMode, RespBody, Shared, Signer, TokenForm, TokenSpec, TokenVersion,
@@ -38,37 +35,22 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// Accepts until told to stop, then drops the listener and aborts every connection task.
 pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
-    let mut connections = JoinSet::new();
-    let mut stopping = stop;
-    loop {
-        tokio::select! {
-            _ = stopping.wait_for(|stopped| *stopped) => break,
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    let shared = Arc::clone(&shared);
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let shared = Arc::clone(&shared);
-                        async move {
-                            let unreachable = shared.state().knobs.obo_mode == OboMode::Unreachable;
-                            if unreachable && req.method() == Method::POST && req.uri().path().ends_with("/oauth2/v2.0/token") {
-                                shared.obo_requests.fetch_add(1, Ordering::SeqCst);
-                                // A service error makes hyper close the connection without an answer.
-                                return Err(std::io::Error::other("unreachable (Entra stand-in knob)"));
-                            }
-                            Ok(handle(req, &shared).await)
-                        }
-                    });
-                    let connection =
-                        http1::Builder::new().timer(TokioTimer::new()).serve_connection(TokioIo::new(stream), service);
-                    // A client that goes away mid-request is not an error worth reporting here.
-                    connections.spawn(async move { let _ = connection.await; });
+    crate::http_serve::serve(listener, stop, || {
+        let shared = Arc::clone(&shared);
+        service_fn(move |req: Request<Incoming>| {
+            let shared = Arc::clone(&shared);
+            async move {
+                let unreachable = shared.state().knobs.obo_mode == OboMode::Unreachable;
+                if unreachable && req.method() == Method::POST && req.uri().path().ends_with("/oauth2/v2.0/token") {
+                    shared.obo_requests.fetch_add(1, Ordering::SeqCst);
+                    // A service error makes hyper close the connection without an answer.
+                    return Err(std::io::Error::other("unreachable (Entra stand-in knob)"));
                 }
+                Ok(handle(req, &shared).await)
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drop(listener);
-    connections.shutdown().await;
+        })
+    })
+    .await;
 }
 
 async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<RespBody> {

@@ -30,14 +30,11 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use url::Url;
 
 use crate::ports;
@@ -420,35 +417,20 @@ impl Drop for TestIdp {
 
 /// Accepts until told to stop, then drops the listener and aborts every connection task.
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
-    let mut connections = JoinSet::new();
-    let mut stopping = stop;
-    loop {
-        tokio::select! {
-            _ = stopping.wait_for(|stopped| *stopped) => break,
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    let shared = Arc::clone(&shared);
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let shared = Arc::clone(&shared);
-                        async move {
-                            // A service error makes hyper close the connection without an answer.
-                            if shared.knobs().unreachable.iter().any(|p| p == req.uri().path()) {
-                                return Err(std::io::Error::other("unreachable (test IdP knob)"));
-                            }
-                            Ok(handle(req, &shared).await)
-                        }
-                    });
-                    let connection =
-                        http1::Builder::new().timer(TokioTimer::new()).serve_connection(TokioIo::new(stream), service);
-                    // A client that goes away mid-request is not an error worth reporting here.
-                    connections.spawn(async move { let _ = connection.await; });
+    crate::http_serve::serve(listener, stop, || {
+        let shared = Arc::clone(&shared);
+        service_fn(move |req: Request<Incoming>| {
+            let shared = Arc::clone(&shared);
+            async move {
+                // A service error makes hyper close the connection without an answer.
+                if shared.knobs().unreachable.iter().any(|p| p == req.uri().path()) {
+                    return Err(std::io::Error::other("unreachable (test IdP knob)"));
                 }
+                Ok(handle(req, &shared).await)
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drop(listener);
-    connections.shutdown().await;
+        })
+    })
+    .await;
 }
 
 async fn handle(req: Request<Incoming>, shared: &Shared) -> Response<RespBody> {

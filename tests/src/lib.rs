@@ -29,6 +29,7 @@ pub mod client;
 pub mod config;
 pub mod entra;
 pub mod gateway;
+pub mod http_serve;
 pub mod idp;
 pub mod limits;
 pub mod load;

@@ -14,16 +14,13 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use prost::Message as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use crate::ports;
 
@@ -109,27 +106,15 @@ impl Drop for OtlpReceiver {
     }
 }
 
-async fn accept_loop(listener: TcpListener, spans: Arc<Mutex<Vec<ReceivedSpan>>>, mut stop: watch::Receiver<bool>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|stopped| *stopped) => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let spans = Arc::clone(&spans);
-                let service = service_fn(move |req| {
-                    let spans = Arc::clone(&spans);
-                    async move { Ok::<_, Infallible>(handle(req, &spans).await) }
-                });
-                let connection =
-                    http1::Builder::new().timer(TokioTimer::new()).serve_connection(TokioIo::new(stream), service);
-                connections.spawn(async move { let _ = connection.await; });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drop(listener);
-    connections.shutdown().await;
+async fn accept_loop(listener: TcpListener, spans: Arc<Mutex<Vec<ReceivedSpan>>>, stop: watch::Receiver<bool>) {
+    crate::http_serve::serve(listener, stop, || {
+        let spans = Arc::clone(&spans);
+        service_fn(move |req| {
+            let spans = Arc::clone(&spans);
+            async move { Ok::<_, Infallible>(handle(req, &spans).await) }
+        })
+    })
+    .await;
 }
 
 fn answer(status: u16) -> Response<Full<Bytes>> {

@@ -25,15 +25,12 @@ use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use crate::gateway::{Endpoint, TestGateway};
 use crate::signin::{Browser, Page};
@@ -137,29 +134,16 @@ async fn accept_loop(
     addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     answer: Answer,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|stopped| *stopped) => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let (received, answer) = (Arc::clone(&received), Arc::clone(&answer));
-                let service = service_fn(move |req| {
-                    let (received, answer) = (Arc::clone(&received), Arc::clone(&answer));
-                    async move { Ok::<_, Infallible>(handle(req, addr, &received, &answer).await) }
-                });
-                let connection =
-                    http1::Builder::new().timer(TokioTimer::new()).serve_connection(TokioIo::new(stream), service);
-                // A client that goes away mid-request is not an error worth reporting here.
-                connections.spawn(async move { let _ = connection.await; });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drop(listener);
-    connections.shutdown().await;
+    crate::http_serve::serve(listener, stop, || {
+        let (received, answer) = (Arc::clone(&received), Arc::clone(&answer));
+        service_fn(move |req| {
+            let (received, answer) = (Arc::clone(&received), Arc::clone(&answer));
+            async move { Ok::<_, Infallible>(handle(req, addr, &received, &answer).await) }
+        })
+    })
+    .await;
 }
 
 async fn handle(
