@@ -175,13 +175,28 @@
         var channel = events(function (ev) {
           if (ev.event === 'auth_success') {
             var hit = (ev.data || []).filter(function (x) { return x.providerName === provider; })[0];
-            if (hit) { finish(null, { provider: provider, user: hit.displayName }); }
+            if (hit) { signedIn({ provider: provider, user: hit.displayName }); }
           } else if (ev.event === 'auth_failure' && ev.data && ev.data.providerName === provider) {
             var err = new Error(ev.data.description || ev.data.error);
             err.code = ev.data.error;
             finish(err);
           }
         }, s.ticket);
+        // The channel can tell of the sign-in before this page holds the rotated session cookie:
+        // the server announces it before its answer (the completion page, or the handoff's 204)
+        // has set the cookie here. A request sent at once would carry the old value, which no
+        // longer counts. So the event waits for the redemptions in flight, and for the popup's
+        // own outcome while the popup is open (its page runs after its cookie is set), at most 3 s.
+        function signedIn(value) {
+          queue.catch(function () {}).then(function () {
+            if (!popup || popup.closed) { finish(null, value); return; }
+            var waited = 0;
+            var timer = setInterval(function () {
+              waited += 100;
+              if (done || popup.closed || waited >= 3000) { clearInterval(timer); finish(null, value); }
+            }, 100);
+          });
+        }
         function finish(err, value) {
           if (done) { return; }
           done = true;
