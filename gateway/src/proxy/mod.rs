@@ -322,28 +322,20 @@ impl ProxyHttp for Gateway {
         }
         self.metrics.observe_request(ctx.route, status, elapsed);
         let req = session.req_header();
-        tracing::info!(
-            method = %req.method,
-            path = &*route::loggable_path(req.uri.path()),
-            status,
-            route = ctx.route,
-            upstream = %Dash(ctx.upstream),
-            trace_id = %Dash(ctx.trace.map(|t| t.trace_id())),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            "access"
-        );
-        trace::export(req, ctx, status);
-    }
-}
-
-/// An optional value in the access line: the value, or `-`.
-struct Dash<T>(Option<T>);
-
-impl<T: std::fmt::Display> std::fmt::Display for Dash<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            Some(v) => v.fmt(f),
-            None => f.write_str("-"),
+        // Enabled as a tracing record of this target at `info` would be (`RUST_LOG`).
+        if tracing::enabled!(tracing::Level::INFO) {
+            let upstream = ctx.upstream.as_ref().map(|u| u as &dyn std::fmt::Display);
+            let trace_id = ctx.trace.map(|t| t.trace_id());
+            crate::logging::access::write(&crate::logging::access::AccessLine {
+                method: req.method.as_str(),
+                path: &route::loggable_path(req.uri.path()),
+                status,
+                route: ctx.route,
+                upstream,
+                trace_id: trace_id.as_ref().map(|t| t as &dyn std::fmt::Display),
+                duration: elapsed,
+            });
         }
+        trace::export(req, ctx, status);
     }
 }

@@ -7,15 +7,18 @@
 //! `Cookie` and `X-Forwarded-Access-Token`); other dependencies' low levels are as free to dump
 //! what they carry. The gateway's own lines never hold a cookie, token, code, state or query.
 //!
-//! Lines are written by a writer thread through a buffer that it flushes whenever it has
-//! written everything queued: a busy gateway writes its access lines in a few system calls
-//! instead of one per request, an idle one shows each line at once. Nothing is dropped: a
-//! request thread waits when 64 Ki lines are queued. [`flush`] writes what is left at exit.
+//! Every line goes through one writer thread ([`sink`]): a busy gateway writes its lines in a
+//! few system calls a second, an idle one shows each line at once, nothing is dropped. The
+//! access line of each request is formatted by [`access`], not by tracing's field machinery,
+//! but is enabled exactly as a tracing record of target `gateway::proxy` at `info` would be.
+//! [`flush`] writes what is left at exit.
 
-use std::sync::Mutex;
+pub mod access;
+mod sink;
+
+use std::sync::OnceLock;
 
 use tracing::{Level, Metadata};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -48,12 +51,7 @@ pub fn init(format: LogFormat) {
     // fails when either part was already installed: then this call's writer is not used.
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("gateway-log")
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
-    let base = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(writer);
+    let base = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(sink::Lines);
     let layer = match format {
         LogFormat::Text => base.with_target(false).boxed(),
         LogFormat::Json => base.json().flatten_event(true).boxed(),
@@ -61,21 +59,16 @@ pub fn init(format: LogFormat) {
     let installed =
         tracing_subscriber::registry().with(layer.with_filter(filter_fn(is_writable)).with_filter(env)).try_init();
     if installed.is_ok() {
-        if let Ok(mut slot) = WRITER.lock() {
-            *slot = Some(guard);
-        }
+        let _ = STYLE.set((format, ansi));
+        sink::SINK.start();
     }
 }
 
-/// Lines queued for the writer thread before a logging thread waits.
-const QUEUED_LINES: usize = 64 * 1024;
+/// The installed format and whether it is coloured, for lines formatted outside tracing.
+static STYLE: OnceLock<(LogFormat, bool)> = OnceLock::new();
 
-/// The writer thread of the installed subscriber; dropping it writes what is queued.
-static WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
-
-/// Writes every queued line and stops the writer thread; lines logged afterwards are lost, so
-/// this is the last thing before the process exits.
+/// Writes every queued line and stops the writer thread; lines logged afterwards are written
+/// directly, one system call each. The last thing before the process exits.
 pub fn flush() {
-    let guard = WRITER.lock().ok().and_then(|mut slot| slot.take());
-    drop(guard);
+    sink::SINK.close();
 }
