@@ -1,17 +1,18 @@
 //! `identity::HeaderPolicy::headers_to_strip` (every request, every route) and
-//! `identity::identity_headers` (every request forwarded for a signed-in user).
+//! `identity::WireNames::headers` (every request forwarded for a signed-in user).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "bench setup: failing fast is the point")]
 
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion};
-use gateway::identity::{identity_headers, HeaderPolicy};
+use gateway::identity::{HeaderPolicy, WireNames};
 use gateway_benches as fx;
 
 /// Registers this file's benchmarks.
 pub(crate) fn bench(c: &mut Criterion) {
     let config = fx::config();
     let policy = HeaderPolicy::from_config(&config.identity);
+    let wire = WireNames::new(&config.identity);
     let clean = fx::browser_headers(Some("gw_session=x"));
     let mut spoofed = clean.clone();
     fx::add_spoofed_identity(&mut spoofed);
@@ -46,8 +47,8 @@ pub(crate) fn bench(c: &mut Criterion) {
         b.iter_batched_ref(
             || clean.clone(),
             |h| {
-                for (name, value) in identity_headers(&config.identity, black_box(&tokens), false) {
-                    h.insert(name, value);
+                for (name, value) in wire.headers(black_box(&tokens), false) {
+                    h.insert(http::HeaderName::from_bytes(&name).unwrap(), value);
                 }
             },
             BatchSize::SmallInput,
@@ -57,8 +58,8 @@ pub(crate) fn bench(c: &mut Criterion) {
         b.iter_batched_ref(
             || clean.clone(),
             |h| {
-                for (name, value) in identity_headers(&config.identity, black_box(&tokens), true) {
-                    h.insert(name, value);
+                for (name, value) in wire.headers(black_box(&tokens), true) {
+                    h.insert(http::HeaderName::from_bytes(&name).unwrap(), value);
                 }
             },
             BatchSize::SmallInput,

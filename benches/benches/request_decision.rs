@@ -12,7 +12,7 @@ use criterion::{BatchSize, Criterion};
 use gateway::auth::guard::Access;
 use gateway::auth::AuthService;
 use gateway::config::Config;
-use gateway::identity::{identity_headers, HeaderPolicy};
+use gateway::identity::{HeaderPolicy, WireNames};
 use gateway::metrics::Metrics;
 use gateway::proxy::forwarded;
 use gateway::proxy::route::{classify, Route};
@@ -23,6 +23,7 @@ use http::Request;
 /// What the proxy holds from config, as `Gateway::new` builds it.
 struct Decider {
     policy: HeaderPolicy,
+    wire_names: WireNames,
     config: Config,
     rules: RouteRules,
     auth: std::sync::Arc<AuthService>,
@@ -53,14 +54,19 @@ impl Decider {
             Access::Allowed(tokens) => tokens,
             Access::Denied(refusal) => return gateway::respond::Answer::from(black_box(refusal)).status(),
         };
-        let values = forwarded::forwarding_values(client_ip, false, host.as_deref(), None);
+        let host_value = req.headers().get(http::header::HOST).cloned();
+        let values = forwarded::forwarding_values(client_ip, false, host_value.as_ref(), None);
         let headers = req.headers_mut();
         for (name, value) in values {
-            headers.insert(name, value);
+            if let Some(value) = value {
+                headers.insert(name, value);
+            }
         }
         if let Some(tokens) = &tokens {
-            for (name, value) in identity_headers(&self.config.identity, tokens, forward_token) {
-                headers.insert(name, value);
+            for (name, value) in self.wire_names.headers(tokens, forward_token) {
+                if let Ok(name) = http::HeaderName::from_bytes(&name) {
+                    headers.insert(name, value);
+                }
             }
         }
         200
@@ -80,6 +86,7 @@ pub(crate) fn bench(c: &mut Criterion) {
     let signed_in = rt.block_on(fx::signed_in(&config, 9_999));
     let decider = Decider {
         policy: HeaderPolicy::from_config(&config.identity),
+        wire_names: WireNames::new(&config.identity),
         rules: RouteRules::new(config.routes.clone()),
         auth: signed_in.auth,
         config,

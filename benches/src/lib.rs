@@ -98,6 +98,7 @@ pub fn tokens(provider: &ProviderName) -> StoredTokens {
         refresh_token: Some(SecretString::from("0.AAAA".repeat(100))),
         access_expires_at: None,
         signed_in_at: SystemTime::now(),
+        header_values: Default::default(),
     }
 }
 

@@ -206,6 +206,7 @@ impl AuthService {
             refresh_token: tokens.refresh_token,
             access_expires_at: tokens.expires_at,
             signed_in_at: SystemTime::now(),
+            header_values: Default::default(),
         })
     }
 }

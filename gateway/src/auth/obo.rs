@@ -56,6 +56,7 @@ impl AuthService {
             refresh_token: None,
             access_expires_at: None,
             signed_in_at: tokens.signed_in_at,
+            header_values: Default::default(),
         };
         if let Some(token) = self.cached_obo(&key).await {
             return Ok(with(token));

@@ -64,6 +64,7 @@ impl AuthService {
                     access_expires_at: set.expires_at,
                     // The lifetime stays anchored at the original sign-in.
                     signed_in_at: old.signed_in_at,
+                    header_values: Default::default(),
                 };
                 self.store.put_tokens(session, new).await.ok()?;
                 tracing::debug!(provider = %p.name, session = %session.log_tag(), "access token refreshed");

@@ -77,36 +77,63 @@ impl HeaderPolicy {
     }
 }
 
-/// The identity headers for `identity` (and the access token when `forward_token`), with
-/// values that cannot form a valid header (control characters) left out.
-pub fn identity_headers(
-    names: &IdentityHeaderNames,
-    tokens: &crate::store::StoredTokens,
-    forward_token: bool,
-) -> Vec<(HeaderName, http::HeaderValue)> {
-    use secrecy::ExposeSecret;
-    let id = &tokens.identity;
-    let mut out = Vec::with_capacity(6);
-    let mut push = |name: &HeaderName, value: &str| {
-        if let Ok(v) = http::HeaderValue::from_bytes(value.as_bytes()) {
-            out.push((name.clone(), v));
-        }
-    };
-    push(&names.user, &id.subject);
-    push(&names.provider, id.provider.as_str());
-    if let Some(v) = &id.email {
-        push(&names.email, v);
+/// The identity header names of a config as the upstream request takes them: built once per
+/// config, so a request neither copies nor re-spells a name (custom names go out in lower case,
+/// as they did when Pingora spelled them).
+#[derive(Debug, Clone)]
+pub struct WireNames([bytes::Bytes; 6]);
+
+impl WireNames {
+    /// From the configured names, in the order of [`IdentityHeaderNames::all`].
+    pub fn new(names: &IdentityHeaderNames) -> Self {
+        Self(names.all().map(|n| bytes::Bytes::copy_from_slice(n.as_str().as_bytes())))
     }
-    if let Some(v) = &id.preferred_username {
-        push(&names.preferred_username, v);
+
+    /// The identity headers of `tokens` (and the access token when `forward_token`); values
+    /// that cannot form a valid header (control characters) are left out.
+    pub fn headers<'a>(
+        &'a self,
+        tokens: &'a crate::store::StoredTokens,
+        forward_token: bool,
+    ) -> impl Iterator<Item = (bytes::Bytes, http::HeaderValue)> + 'a {
+        let values = tokens.header_values.get(tokens);
+        let last = if forward_token { ACCESS_TOKEN } else { ACCESS_TOKEN - 1 };
+        self.0.iter().zip(values.iter()).take(last + 1).filter_map(|(n, v)| Some((n.clone(), v.clone()?)))
     }
-    if let Some(v) = &id.name {
-        push(&names.name, v);
+}
+
+/// The index of the access token in [`IdentityHeaderNames::all`] order (the last one).
+const ACCESS_TOKEN: usize = 5;
+
+/// The values of one sign-in's identity headers, in [`IdentityHeaderNames::all`] order, built
+/// on first use and kept with its tokens: a request clones them (a reference count) instead of
+/// copying and validating each value again. Tokens are never changed in place (a refresh
+/// stores new ones), so the values cannot go stale.
+#[derive(Clone, Default)]
+pub struct HeaderValues(std::sync::OnceLock<std::sync::Arc<[Option<http::HeaderValue>; 6]>>);
+
+impl std::fmt::Debug for HeaderValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeaderValues(..)")
     }
-    if forward_token {
-        push(&names.access_token, tokens.access_token.expose_secret());
+}
+
+impl HeaderValues {
+    fn get(&self, tokens: &crate::store::StoredTokens) -> &[Option<http::HeaderValue>; 6] {
+        self.0.get_or_init(|| {
+            use secrecy::ExposeSecret;
+            let id = &tokens.identity;
+            let value = |v: &str| http::HeaderValue::from_bytes(v.as_bytes()).ok();
+            std::sync::Arc::new([
+                value(&id.subject),
+                id.email.as_deref().and_then(value),
+                id.preferred_username.as_deref().and_then(value),
+                id.name.as_deref().and_then(value),
+                value(id.provider.as_str()),
+                value(tokens.access_token.expose_secret()),
+            ])
+        })
     }
-    out
 }
 
 #[cfg(test)]
@@ -124,6 +151,58 @@ mod tests {
             provider: h(DEFAULT_PROVIDER_HEADER),
             access_token: h(DEFAULT_ACCESS_TOKEN_HEADER),
         })
+    }
+
+    fn names() -> IdentityHeaderNames {
+        let h = |s: &str| HeaderName::from_bytes(s.as_bytes()).unwrap();
+        IdentityHeaderNames {
+            user: h("X-Remote-User"),
+            email: h(DEFAULT_EMAIL_HEADER),
+            preferred_username: h(DEFAULT_PREFERRED_USERNAME_HEADER),
+            name: h(DEFAULT_NAME_HEADER),
+            provider: h(DEFAULT_PROVIDER_HEADER),
+            access_token: h(DEFAULT_ACCESS_TOKEN_HEADER),
+        }
+    }
+
+    fn tokens(access_token: &str) -> crate::store::StoredTokens {
+        let mut identity = Identity::new(crate::config::types::ProviderName::parse("dev").unwrap(), "user-1".into());
+        identity.email = Some("ada@example.com".into());
+        identity.name = Some("bad\nname\u{7}".to_owned());
+        crate::store::StoredTokens {
+            identity,
+            access_token: access_token.to_owned().into(),
+            refresh_token: None,
+            access_expires_at: None,
+            signed_in_at: std::time::SystemTime::now(),
+            header_values: HeaderValues::default(),
+        }
+    }
+
+    fn sent(wire: &WireNames, tokens: &crate::store::StoredTokens, forward_token: bool) -> Vec<(String, String)> {
+        wire.headers(tokens, forward_token)
+            .map(|(n, v)| (String::from_utf8(n.to_vec()).unwrap(), v.to_str().unwrap().to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn identity_headers_carry_the_identity_and_the_token_only_when_forwarded() {
+        let wire = WireNames::new(&names());
+        let t = tokens("at-1");
+        let pair = |n: &str, v: &str| (n.to_ascii_lowercase(), v.to_owned());
+        let without = vec![
+            pair("x-remote-user", "user-1"),
+            pair(DEFAULT_EMAIL_HEADER, "ada@example.com"),
+            pair(DEFAULT_PROVIDER_HEADER, "dev"),
+        ];
+        // No preferred user name; a name with control characters cannot be a header value.
+        assert_eq!(sent(&wire, &t, false), without);
+        let mut with = without.clone();
+        with.push(pair(DEFAULT_ACCESS_TOKEN_HEADER, "at-1"));
+        assert_eq!(sent(&wire, &t, true), with);
+        assert_eq!(sent(&wire, &t, false), without, "the cached values do not carry the token into the next request");
+        // New tokens (a refresh stores new ones) carry their own values.
+        assert_eq!(sent(&wire, &tokens("at-2"), true).last().unwrap().1, "at-2");
     }
 
     fn strip(names: &[&str], trusted: bool) -> Vec<String> {

@@ -241,6 +241,7 @@ impl BearerVerifier {
             refresh_token: None,
             access_expires_at: Some(UNIX_EPOCH + Duration::from_secs(claims.exp.max(now_secs()))),
             signed_in_at: SystemTime::now(),
+            header_values: Default::default(),
         })
     }
 

@@ -71,32 +71,38 @@ pub fn is_allowed_host(host: Option<&str>, allowed: &[AllowedHost], default_port
 
 /// The three forwarding headers for the upstream. From a trusted peer the client's
 /// `X-Forwarded-For` chain is extended and its proto/host kept; otherwise they are replaced.
+/// `host` is the request's own `Host` value (shared, not copied). A value that cannot be a
+/// header is left out.
 pub fn forwarding_values(
     client_ip: Option<IpAddr>,
     https: bool,
-    host: Option<&str>,
+    host: Option<&HeaderValue>,
     trusted: Option<TrustedValues<'_>>,
-) -> Vec<(&'static str, HeaderValue)> {
-    let mut out = Vec::with_capacity(3);
-    let ip = client_ip.map(|ip| ip.to_string());
-    let chain = match (trusted.as_ref().and_then(|t| t.xff), ip.as_deref()) {
-        (Some(prev), Some(ip)) => Some(format!("{prev}, {ip}")),
-        (Some(prev), None) => Some(prev.to_owned()),
-        (None, Some(ip)) => Some(ip.to_owned()),
+) -> [(&'static str, Option<HeaderValue>); 3] {
+    let trusted = trusted.unwrap_or_default();
+    // An address is at most 45 characters; with the trusted chain the value is built once.
+    let mut ip_text = [0u8; 48];
+    let ip = client_ip.and_then(|ip| {
+        let mut cursor = std::io::Cursor::new(&mut ip_text[..]);
+        std::io::Write::write_fmt(&mut cursor, format_args!("{ip}")).ok()?;
+        let len = usize::try_from(cursor.position()).ok()?;
+        Some(&ip_text[..len])
+    });
+    let chain = match (trusted.xff, ip) {
+        (Some(prev), Some(ip)) => HeaderValue::from_bytes(&[prev.as_bytes(), b", ", ip].concat()).ok(),
+        (Some(prev), None) => HeaderValue::from_str(prev).ok(),
+        (None, Some(ip)) => HeaderValue::from_bytes(ip).ok(),
         (None, None) => None,
     };
-    if let Some(v) = chain.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        out.push((X_FORWARDED_FOR, v));
-    }
-    let proto = trusted.as_ref().and_then(|t| t.proto).unwrap_or(if https { "https" } else { "http" });
-    if let Ok(v) = HeaderValue::from_str(proto) {
-        out.push((X_FORWARDED_PROTO, v));
-    }
-    let fwd_host = trusted.as_ref().and_then(|t| t.host).or(host);
-    if let Some(v) = fwd_host.and_then(|h| HeaderValue::from_str(h).ok()) {
-        out.push((X_FORWARDED_HOST, v));
-    }
-    out
+    let proto = match trusted.proto {
+        Some(p) => HeaderValue::from_str(p).ok(),
+        None => Some(HeaderValue::from_static(if https { "https" } else { "http" })),
+    };
+    let fwd_host = match trusted.host {
+        Some(h) => HeaderValue::from_str(h).ok(),
+        None => host.cloned(),
+    };
+    [(X_FORWARDED_FOR, chain), (X_FORWARDED_PROTO, proto), (X_FORWARDED_HOST, fwd_host)]
 }
 
 /// Forwarding values a trusted proxy sent.
@@ -143,13 +149,23 @@ mod tests {
 
     #[test]
     fn untrusted_forwarding_values_are_the_gateways_own() {
-        let v = forwarding_values(Some("10.1.2.3".parse().unwrap()), true, Some("gw.example"), None);
-        let v: Vec<(&str, &str)> = v.iter().map(|(k, v)| (*k, v.to_str().unwrap())).collect();
-        assert_eq!(v, [(X_FORWARDED_FOR, "10.1.2.3"), (X_FORWARDED_PROTO, "https"), (X_FORWARDED_HOST, "gw.example")]);
+        let text = |v: [(&'static str, Option<HeaderValue>); 3]| {
+            v.map(|(k, v)| (k, v.map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()))
+        };
+        let host = HeaderValue::from_static("gw.example");
+        let v = forwarding_values(Some("10.1.2.3".parse().unwrap()), true, Some(&host), None);
+        let want = |a: &str, b: &str, c: &str| {
+            [(X_FORWARDED_FOR, a.to_owned()), (X_FORWARDED_PROTO, b.to_owned()), (X_FORWARDED_HOST, c.to_owned())]
+        };
+        assert_eq!(text(v), want("10.1.2.3", "https", "gw.example"));
+        let v6 = "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap();
+        assert_eq!(text(forwarding_values(Some(v6), false, None, None)), want(&v6.to_string(), "http", ""));
         let t = TrustedValues { xff: Some("203.0.113.7"), proto: Some("https"), host: Some("public.example") };
-        let v = forwarding_values(Some("10.1.2.3".parse().unwrap()), false, Some("gw"), Some(t));
-        assert_eq!(v[0].1, "203.0.113.7, 10.1.2.3");
-        assert_eq!(v[1].1, "https");
-        assert_eq!(v[2].1, "public.example");
+        let v = forwarding_values(Some("10.1.2.3".parse().unwrap()), false, Some(&host), Some(t));
+        assert_eq!(text(v), want("203.0.113.7, 10.1.2.3", "https", "public.example"));
+        // A trusted proxy's value that cannot be a header is left out, not passed on.
+        let t = TrustedValues { xff: None, proto: Some("ht\ntp"), host: None };
+        let v = forwarding_values(None, false, Some(&host), Some(t));
+        assert_eq!(text(v), want("", "", "gw.example"));
     }
 }

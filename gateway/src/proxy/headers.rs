@@ -5,7 +5,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 
 use super::{forwarded, trace, Gateway, Live, RequestCtx};
-use crate::{identity, respond};
+use crate::respond;
 
 impl Gateway {
     /// Step 1 of the request path (`docs/architecture.md#request-path`): remove every header a client may not set.
@@ -59,9 +59,16 @@ impl Gateway {
             proto: header(forwarded::X_FORWARDED_PROTO),
             host: header(forwarded::X_FORWARDED_HOST),
         });
-        let values = forwarded::forwarding_values(ctx.client_ip, self.https, ctx.host.as_deref(), trusted);
+        // The request's own `Host` (HTTP/1.1) is shared; an HTTP/2 `:authority` is copied.
+        let host = match upstream_request.headers.get(http::header::HOST) {
+            Some(h) => Some(h.clone()),
+            None => ctx.host.as_deref().and_then(|h| http::HeaderValue::from_str(h).ok()),
+        };
+        let values = forwarded::forwarding_values(ctx.client_ip, self.https, host.as_ref(), trusted);
         for (name, value) in values {
-            upstream_request.insert_header(name, value)?;
+            if let Some(value) = value {
+                upstream_request.insert_header(name, value)?;
+            }
         }
         match &ctx.trace {
             Some(trace) => upstream_request.insert_header(trace::TRACEPARENT, trace.header_value())?,
@@ -70,7 +77,7 @@ impl Gateway {
             }
         }
         if let (Some(tokens), Some(live)) = (&ctx.tokens, &ctx.live) {
-            for (name, value) in identity::identity_headers(&live.identity_names, tokens, ctx.forward_token) {
+            for (name, value) in live.identity_names.headers(tokens, ctx.forward_token) {
                 upstream_request.insert_header(name, value)?;
             }
         }

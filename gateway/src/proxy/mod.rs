@@ -41,8 +41,8 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::auth::AuthService;
 use crate::config::types::AllowedHost;
-use crate::config::{Config, IdentityHeaderNames};
-use crate::identity::HeaderPolicy;
+use crate::config::Config;
+use crate::identity::{HeaderPolicy, WireNames};
 use crate::metrics::Metrics;
 use crate::providers::dev::DevIdp;
 use crate::respond;
@@ -73,7 +73,7 @@ pub struct Gateway {
 /// config except the listeners, the upstreams, the token store and the channel server.
 pub struct Live {
     headers: HeaderPolicy,
-    identity_names: IdentityHeaderNames,
+    identity_names: WireNames,
     allowed_hosts: Vec<AllowedHost>,
     trusted_proxies: Vec<ipnet::IpNet>,
     rules: RouteRules,
@@ -93,7 +93,7 @@ impl Live {
     ) -> Self {
         Self {
             headers: HeaderPolicy::from_config(&config.identity),
-            identity_names: config.identity.clone(),
+            identity_names: WireNames::new(&config.identity),
             allowed_hosts: config.server.allowed_hosts.clone(),
             trusted_proxies: config.server.trusted_proxies.clone(),
             rules: RouteRules::new(config.routes.clone()),

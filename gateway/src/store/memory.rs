@@ -277,6 +277,7 @@ mod tests {
             refresh_token: None,
             access_expires_at: None,
             signed_in_at: SystemTime::now(),
+            header_values: Default::default(),
         }
     }
 

@@ -41,6 +41,8 @@ pub struct StoredTokens {
     pub access_expires_at: Option<SystemTime>,
     /// When the user signed in (start of the `token_ttl` lifetime).
     pub signed_in_at: SystemTime,
+    /// The identity headers' values, built by the first request that forwards them.
+    pub header_values: crate::identity::HeaderValues,
 }
 
 /// A finished sign-in waiting for the task pane that asked for it to redeem its handoff code.

@@ -67,6 +67,7 @@ impl WireTokens {
             refresh_token: self.refresh_token.map(SecretString::from),
             access_expires_at: self.access_expires_ms.map(from_ms),
             signed_in_at: from_ms(self.signed_in_ms),
+            header_values: Default::default(),
         })
     }
 }

@@ -87,6 +87,7 @@ fn tokens() -> StoredTokens {
         refresh_token: None,
         access_expires_at: None,
         signed_in_at: SystemTime::now(),
+        header_values: Default::default(),
     }
 }
 
