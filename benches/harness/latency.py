@@ -3,7 +3,7 @@
 Usage: python3 latency.py WORK_DIR "BASE=PEAK ..." TARGET...
 
 Reads WORK_DIR/lat-<base>-<pct>-<target>.json (base nginx or gw_auth, whose median peak req/s set
-the rates; pct 25, 50, 75; targets direct, nginx, gw_auth) and prints, per rate, the achieved rate
+the rates; pct 25, 50, 75; targets direct, nginx, bare, gw_auth) and prints, per rate, the achieved rate
 and p50/p99/p99.9 of each target, and what nginx and the gateway add to the direct figures. The
 verdict lines compare the gateway's added p99 at 50 % with the target (≤ 250 µs).
 """
@@ -12,7 +12,12 @@ import json
 import os
 import sys
 
-NAMES = {"direct": "direct to the upstream", "nginx": "nginx proxy_pass", "gw_auth": "gateway, authenticated"}
+NAMES = {
+    "direct": "direct to the upstream",
+    "nginx": "nginx proxy_pass",
+    "bare": "bare Pingora (upstream_peer only)",
+    "gw_auth": "gateway, authenticated",
+}
 TARGET_ADDED_P99_US = 250
 
 work = sys.argv[1]
@@ -47,6 +52,7 @@ print()
 print("| load | target | achieved req/s | p50 | p99 | p99.9 | + p50 | + p99 | + p99.9 |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 verdicts = []
+floors = []
 for base_name, peak in peaks:
     for pct in (25, 50, 75):
         rate = peak * pct // 100
@@ -67,6 +73,8 @@ for base_name, peak in peaks:
                 added = [f"{r[k] - base[k]:+.0f}" for k in ("p50", "p99", "p999")]
                 if target == "gw_auth" and pct == 50:
                     verdicts.append((base_name, rate, r["p99"] - base["p99"], bool(note)))
+                if target == "bare" and pct == 50:
+                    floors.append((base_name, rate, r["p99"] - base["p99"], bool(note)))
             print(f"| {load_cell} | {NAMES.get(target, target)}{note} | {r['rps']:.0f} | {r['p50']:.0f} | "
                   f"{r['p99']:.0f} | {r['p999']:.0f} | {added[0]} | {added[1]} | {added[2]} |")
 print()
@@ -77,3 +85,6 @@ for base_name, rate, added_p99, flagged in verdicts:
         met = "inconclusive (the direct row's p99 is the higher: noise from outside the harness)"
     print(f"Target, the gateway adds ≤ {TARGET_ADDED_P99_US} µs to p99 at 50 % of {NAMES.get(base_name, base_name)}'s "
           f"peak: {met} ({added_p99:+.0f} µs at {rate} req/s{', saturated or with errors' if flagged else ''}).")
+for base_name, rate, added_p99, flagged in floors:
+    print(f"Pingora's own share at 50 % of {NAMES.get(base_name, base_name)}'s peak: the bare Pingora proxy adds "
+          f"{added_p99:+.0f} µs to p99 at {rate} req/s{', saturated or with errors' if flagged else ''}.")
