@@ -27,9 +27,9 @@ fuzz_target!(|data: &[u8]| {
     }
     assert!(!path.contains('\\') && !path.chars().any(char::is_control), "{raw:?} → {path:?}");
     let before_query = raw.split(['?', '#']).next().unwrap_or("");
-    assert_eq!(normalize_path(before_query).as_deref(), Ok(path.as_str()), "the query never matters");
+    assert_eq!(normalize_path(before_query).as_deref(), Ok(&*path), "the query never matters");
     if !path.contains(['%', '?', '#']) {
-        assert_eq!(normalize_path(&path).as_deref(), Ok(path.as_str()), "normalising twice changes {raw:?}");
+        assert_eq!(normalize_path(&path).as_deref(), Ok(&*path), "normalising twice changes {raw:?}");
     }
 
     let rule = |prefix: &str| RouteRule {
