@@ -96,21 +96,30 @@ impl WireNames {
         tokens: &'a crate::store::StoredTokens,
         forward_token: bool,
     ) -> impl Iterator<Item = (bytes::Bytes, http::HeaderValue)> + 'a {
-        let values = tokens.header_values.get(tokens);
-        let last = if forward_token { ACCESS_TOKEN } else { ACCESS_TOKEN - 1 };
-        self.0.iter().zip(values.iter()).take(last + 1).filter_map(|(n, v)| Some((n.clone(), v.clone()?)))
+        use secrecy::ExposeSecret;
+        let identity = self.0.iter().zip(tokens.header_values.get(tokens).iter());
+        let identity = identity.filter_map(|(n, v)| Some((n.clone(), v.clone()?)));
+        // The token is copied per request, not kept: it would double what a session holds.
+        let token = forward_token
+            .then(|| http::HeaderValue::from_str(tokens.access_token.expose_secret()).ok())
+            .flatten()
+            .map(|mut v| {
+                v.set_sensitive(true);
+                (self.0[ACCESS_TOKEN].clone(), v)
+            });
+        identity.chain(token)
     }
 }
 
 /// The index of the access token in [`IdentityHeaderNames::all`] order (the last one).
 const ACCESS_TOKEN: usize = 5;
 
-/// The values of one sign-in's identity headers, in [`IdentityHeaderNames::all`] order, built
-/// on first use and kept with its tokens: a request clones them (a reference count) instead of
-/// copying and validating each value again. Tokens are never changed in place (a refresh
-/// stores new ones), so the values cannot go stale.
+/// The values of one sign-in's identity headers (all but the access token), in
+/// [`IdentityHeaderNames::all`] order, built on first use and kept with its tokens: a request
+/// clones them (a reference count) instead of copying and validating each value again. Tokens
+/// are never changed in place (a refresh stores new ones), so the values cannot go stale.
 #[derive(Clone, Default)]
-pub struct HeaderValues(std::sync::OnceLock<std::sync::Arc<[Option<http::HeaderValue>; 6]>>);
+pub struct HeaderValues(std::sync::OnceLock<std::sync::Arc<[Option<http::HeaderValue>; ACCESS_TOKEN]>>);
 
 impl std::fmt::Debug for HeaderValues {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -119,9 +128,8 @@ impl std::fmt::Debug for HeaderValues {
 }
 
 impl HeaderValues {
-    fn get(&self, tokens: &crate::store::StoredTokens) -> &[Option<http::HeaderValue>; 6] {
+    fn get(&self, tokens: &crate::store::StoredTokens) -> &[Option<http::HeaderValue>; ACCESS_TOKEN] {
         self.0.get_or_init(|| {
-            use secrecy::ExposeSecret;
             let id = &tokens.identity;
             let value = |v: &str| http::HeaderValue::from_bytes(v.as_bytes()).ok();
             std::sync::Arc::new([
@@ -130,7 +138,6 @@ impl HeaderValues {
                 id.preferred_username.as_deref().and_then(value),
                 id.name.as_deref().and_then(value),
                 value(id.provider.as_str()),
-                value(tokens.access_token.expose_secret()),
             ])
         })
     }
@@ -200,6 +207,7 @@ mod tests {
         let mut with = without.clone();
         with.push(pair(DEFAULT_ACCESS_TOKEN_HEADER, "at-1"));
         assert_eq!(sent(&wire, &t, true), with);
+        assert!(wire.headers(&t, true).last().unwrap().1.is_sensitive(), "the token is marked sensitive");
         assert_eq!(sent(&wire, &t, false), without, "the cached values do not carry the token into the next request");
         // New tokens (a refresh stores new ones) carry their own values.
         assert_eq!(sent(&wire, &tokens("at-2"), true).last().unwrap().1, "at-2");
