@@ -149,15 +149,7 @@ mod tests {
     use crate::config::defaults::*;
 
     fn policy() -> HeaderPolicy {
-        let h = |s: &str| HeaderName::from_bytes(s.as_bytes()).unwrap();
-        HeaderPolicy::from_config(&IdentityHeaderNames {
-            user: h("X-Remote-User"),
-            email: h(DEFAULT_EMAIL_HEADER),
-            preferred_username: h(DEFAULT_PREFERRED_USERNAME_HEADER),
-            name: h(DEFAULT_NAME_HEADER),
-            provider: h(DEFAULT_PROVIDER_HEADER),
-            access_token: h(DEFAULT_ACCESS_TOKEN_HEADER),
-        })
+        HeaderPolicy::from_config(&names())
     }
 
     fn names() -> IdentityHeaderNames {
