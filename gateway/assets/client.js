@@ -183,9 +183,10 @@
           }
         }, s.ticket);
         // The channel can tell of the sign-in before this page holds the rotated session cookie:
-        // the server announces it before its answer (the completion page, or the handoff's 204)
-        // has set the cookie here. A request sent at once would carry the old value, which no
-        // longer counts. So the event waits for the redemptions in flight, and for the popup's
+        // the server announces it once its answer (the completion page, or the handoff's 204) is
+        // written, but the event travels on another connection and can arrive before the browser
+        // has applied that answer's cookie. A request sent at once would carry the old value, which
+        // no longer counts. So the event waits for the redemptions in flight, and for the popup's
         // own outcome while the popup is open (its page runs after its cookie is set), at most 3 s.
         function signedIn(value) {
           queue.catch(function () {}).then(function () {

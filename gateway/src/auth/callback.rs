@@ -52,11 +52,10 @@ impl AuthService {
             Ok((identity, delivery, set_cookie)) => {
                 self.metrics.observe_login(label, "completed");
                 tracing::info!(provider, session = %session.log_tag(), "sign-in completed");
-                if matches!(delivery, Delivery::Attached) {
-                    self.announce_signed_in(&session).await;
-                }
+                // Told once the answer with the rotated cookie is written (`Completed::announce`).
+                let announce = matches!(delivery, Delivery::Attached).then_some(session);
                 let user = identity.display_name().to_owned();
-                Ok(Completed { provider: provider.to_owned(), opener, user, delivery, set_cookie })
+                Ok(Completed { provider: provider.to_owned(), opener, user, delivery, set_cookie, announce })
             }
             Err(error) => {
                 self.report_failure(provider, &session, &error);

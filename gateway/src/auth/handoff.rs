@@ -15,7 +15,7 @@
 //! for, once, within `session.handoff_ttl`; a refused redemption attaches nothing.
 
 use super::error::FlowError;
-use super::{AuthRefusal, AuthRequest, AuthService, HandoffRefusal};
+use super::{AuthRefusal, AuthRequest, AuthService, HandoffRefusal, Redeemed};
 use crate::session::{random_token, Purpose, SessionId};
 use crate::store::{Handoff, StoredTokens};
 
@@ -52,11 +52,12 @@ impl AuthService {
     }
 
     /// `POST /_gateway/handoff`: attaches the parked sign-in of `{"code"}` to the request's
-    /// session if the code was issued to it, rotates the session's cookie, tells the channel.
-    /// Returns the rotated cookie's `Set-Cookie`.
-    pub async fn redeem_handoff(&self, req: &AuthRequest<'_>) -> Result<String, AuthRefusal> {
+    /// session if the code was issued to it and rotates the session's cookie. Returns the rotated
+    /// cookie's `Set-Cookie` and the session whose channel hears `auth_success` once the answer
+    /// carrying it is written ([`Redeemed`]).
+    pub async fn redeem_handoff(&self, req: &AuthRequest<'_>) -> Result<Redeemed, AuthRefusal> {
         match self.try_redeem(req).await {
-            Ok(set_cookie) => Ok(set_cookie),
+            Ok(redeemed) => Ok(redeemed),
             Err(Some(refusal)) => {
                 self.metrics.observe_login("unknown", refusal.metric());
                 tracing::warn!(reason = refusal.metric(), "handoff refused");
@@ -67,7 +68,7 @@ impl AuthService {
     }
 
     /// `Err(None)`: the store failed.
-    async fn try_redeem(&self, req: &AuthRequest<'_>) -> Result<String, Option<HandoffRefusal>> {
+    async fn try_redeem(&self, req: &AuthRequest<'_>) -> Result<Redeemed, Option<HandoffRefusal>> {
         let origin = req.headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
         let own = self.public.origin();
         if origin.is_none() || !crate::channel::origin_allowed(origin, &own, &self.allowed_origins) {
@@ -85,8 +86,7 @@ impl AuthService {
         let set_cookie = self.rotate(&session).await.map_err(|_| None)?;
         self.metrics.observe_login(provider.as_str(), "handoff_redeemed");
         tracing::info!(provider = %provider, session = %session.log_tag(), "sign-in handed to its task pane");
-        self.announce_signed_in(&session).await;
-        Ok(set_cookie)
+        Ok(Redeemed { set_cookie, announce: session })
     }
 }
 

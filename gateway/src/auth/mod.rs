@@ -49,7 +49,9 @@ use crate::session::ticket::Tickets;
 use crate::session::{Keyring, SessionId};
 use crate::store::{StoreError, TokenStore};
 pub use callback::CallbackFailure;
-pub use refusal::{AuthRefusal, Completed, Delivery, HandoffRefusal, ProviderState, SessionState, SignInLink};
+pub use refusal::{
+    AuthRefusal, Completed, Delivery, HandoffRefusal, ProviderState, Redeemed, SessionState, SignInLink,
+};
 
 /// `/connect/` routes.
 pub const CONNECT_PREFIX: &str = "/connect/";
@@ -243,7 +245,8 @@ impl AuthService {
         list
     }
 
-    /// Announces every provider `session` is signed in to (`auth_success`).
+    /// Announces every provider `session` is signed in to (`auth_success`). After a sign-in that
+    /// rotated the cookie, only once the answer carrying the new cookie is written.
     pub async fn announce_signed_in(&self, session: &SessionId) {
         let list = self.signed_in_list(session).await;
         if !list.is_empty() {

@@ -123,6 +123,19 @@ pub struct Completed {
     pub delivery: Delivery,
     /// The `Set-Cookie` of the rotated session, when it attached to the callback's own session.
     pub set_cookie: Option<String>,
+    /// The session to tell `auth_success` (with [`super::AuthService::announce_signed_in`]) once
+    /// the answer carrying `set_cookie` is written: told earlier, a task pane acts on the event
+    /// while its browser still holds the cookie value the rotation ended.
+    pub announce: Option<crate::session::SessionId>,
+}
+
+/// A redeemed handoff code.
+#[derive(Debug, Clone)]
+pub struct Redeemed {
+    /// The `Set-Cookie` of the rotated session.
+    pub set_cookie: String,
+    /// The session to tell `auth_success` once the answer carrying `set_cookie` is written.
+    pub announce: crate::session::SessionId,
 }
 
 /// Where a finished sign-in went.

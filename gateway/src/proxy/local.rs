@@ -119,11 +119,17 @@ impl Gateway {
         let outcome = live.auth.callback(provider, &req.auth()).await;
         let step = outcome.as_ref().map_or_else(|f| f.error.metric_reason(), |_| "ok");
         live.auth.note_step("signin.callback", provider, step, start);
-        let reply = match outcome {
-            Ok(done) => respond::completion_page(&origin, &done),
-            Err(f) => respond::flow_failure_page(&origin, &f.provider, f.opener, &f.error),
+        let (reply, announce) = match outcome {
+            Ok(done) => (respond::completion_page(&origin, &done), done.announce),
+            Err(f) => (respond::flow_failure_page(&origin, &f.provider, f.opener, &f.error), None),
         };
-        answer(session, reply).await
+        let answered = answer(session, reply).await;
+        // After the answer that sets the rotated cookie: a task pane acting on `auth_success`
+        // then finds its browser holding the new value.
+        if let Some(signed_in) = announce {
+            live.auth.announce_signed_in(&signed_in).await;
+        }
+        answered
     }
 
     /// `POST /connect/logout`.
@@ -148,11 +154,15 @@ impl Gateway {
         let start = std::time::SystemTime::now();
         let outcome = live.auth.redeem_handoff(&req.auth()).await;
         live.auth.note_step("signin.handoff", "", if outcome.is_ok() { "ok" } else { "refused" }, start);
-        let reply = match outcome {
-            Ok(set_cookie) => respond::done(Some(&set_cookie)),
-            Err(refusal) => refusal.into(),
+        let (reply, announce) = match outcome {
+            Ok(redeemed) => (respond::done(Some(&redeemed.set_cookie)), Some(redeemed.announce)),
+            Err(refusal) => (refusal.into(), None),
         };
-        answer(session, reply).await
+        let answered = answer(session, reply).await;
+        if let Some(signed_in) = announce {
+            live.auth.announce_signed_in(&signed_in).await;
+        }
+        answered
     }
 
     /// The built-in dev provider's pages, when one is configured.

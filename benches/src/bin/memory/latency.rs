@@ -6,8 +6,9 @@
 //! t1  its answer's head received               (the completion page)
 //! t2  {"event":"auth_success"} read on the socket opened before the sign-in began
 //! ```
-//! The gateway announces before it writes the completion page, so t2 − t1 is often negative:
-//! the event was already there when the page arrived.
+//! The gateway announces once it has written the completion page (which sets the rotated
+//! cookie); the event travels on another connection, so t2 − t1 can still be negative: the event
+//! was read before the page's head.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -51,8 +52,8 @@ pub(crate) async fn run(gateway: &Gateway, count: usize, live_sessions: Option<u
     md.push_str(&format!(
         "One login at a time ({:.1} s in all){}: a new session, its `/_gateway/events?ticket=` socket opened \
          and `init` received, then connect → dev login form → POST; the clock runs from sending the callback \
-         request. The gateway publishes `auth_success` before it writes the completion page, so a negative gap \
-         means the event was on the socket first ({first} of {count} logins).\n\n",
+         request. The gateway publishes `auth_success` once it has written the completion page, on another \
+         connection, so a negative gap means the event was still read first ({first} of {count} logins).\n\n",
         took.as_secs_f64(),
         live_sessions
             .map(|n| format!(", on the gateway holding {} live sessions", thousands(n as usize)))

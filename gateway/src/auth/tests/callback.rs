@@ -25,6 +25,10 @@ async fn a_sign_in_with_the_sessions_own_cookie_attaches_and_rotates_the_cookie(
     assert_ne!(rotated, cookie);
     assert_eq!(gw.session_of(&rotated).await, Some(session));
     assert_eq!(gw.session_of(&cookie).await, None, "the old cookie no longer names the session");
+    // `auth_success` waits for the answer that carries the rotated cookie: the caller tells it.
+    assert!(no_event(&mut events), "nothing is told before the answer with the new cookie is written");
+    assert_eq!(done.announce, Some(session));
+    gw.auth.announce_signed_in(&session).await;
     assert_eq!(
         next_event(&mut events).await,
         Some(StatusEvent::AuthSuccess(vec![("dev".into(), "Dev User ada".into())]))
@@ -44,10 +48,13 @@ async fn without_the_cookie_the_sign_in_waits_under_a_code_only_its_session_rede
     assert!(no_event(&mut events), "nobody is signed in yet");
 
     let h = headers(Some(&cookie), Some(ORIGIN));
-    let set_cookie = gw.auth.redeem_handoff(&post(None, &h, &format!(r#"{{"code":"{code}"}}"#))).await.unwrap();
+    let redeemed = gw.auth.redeem_handoff(&post(None, &h, &format!(r#"{{"code":"{code}"}}"#))).await.unwrap();
     assert_eq!(gw.tokens(&session, "dev").await.unwrap().identity.subject, "ada");
-    assert_eq!(gw.session_of(&cookie_of(&set_cookie)).await, Some(session));
+    assert_eq!(gw.session_of(&cookie_of(&redeemed.set_cookie)).await, Some(session));
     assert_eq!(gw.session_of(&cookie).await, None, "redeeming rotates the cookie");
+    assert!(no_event(&mut events), "nothing is told before the answer with the new cookie is written");
+    assert_eq!(redeemed.announce, session);
+    gw.auth.announce_signed_in(&session).await;
     assert_eq!(
         next_event(&mut events).await,
         Some(StatusEvent::AuthSuccess(vec![("dev".into(), "Dev User ada".into())]))

@@ -16,7 +16,7 @@ async fn parked(gw: &Gateway, session: &SessionId) -> String {
 
 async fn redeem(gw: &Gateway, cookie: Option<&str>, origin: Option<&str>, code: &str) -> Result<String, AuthRefusal> {
     let h = headers(cookie, origin);
-    gw.auth.redeem_handoff(&post(None, &h, &format!(r#"{{"code":"{code}"}}"#))).await
+    gw.auth.redeem_handoff(&post(None, &h, &format!(r#"{{"code":"{code}"}}"#))).await.map(|r| r.set_cookie)
 }
 
 fn status(r: Result<String, AuthRefusal>) -> (u16, AuthRefusal) {

@@ -217,7 +217,8 @@ pub(super) async fn next_event(m: &mut Membership) -> Option<StatusEvent> {
     tokio::time::timeout(Duration::from_secs(1), m.next_event()).await.ok().flatten()
 }
 
-/// No event is waiting for `m` (everything the gateway announces, it announces before returning).
+/// No event is waiting for `m` (the auth layer announces before returning, except `auth_success`
+/// after a cookie rotation, which its caller announces once the answer is written).
 pub(super) fn no_event(m: &mut Membership) -> bool {
     m.events.try_recv().is_err()
 }
