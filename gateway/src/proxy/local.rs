@@ -68,6 +68,21 @@ pub(super) async fn answer(session: &mut Session, answer: Answer) -> pingora::Re
     Ok(true)
 }
 
+/// Writes `reply`, then tells `announce`'s channel `auth_success`: after the answer that sets a
+/// rotated cookie, so a task pane acting on the event finds its browser holding the new value.
+async fn answer_then_announce(
+    live: &Live,
+    session: &mut Session,
+    reply: Answer,
+    announce: Option<crate::session::SessionId>,
+) -> pingora::Result<bool> {
+    let answered = answer(session, reply).await;
+    if let Some(signed_in) = announce {
+        live.auth.announce_signed_in(&signed_in).await;
+    }
+    answered
+}
+
 impl Gateway {
     /// `GET /_gateway/health`.
     pub(super) async fn health(&self, session: &mut Session) -> pingora::Result<bool> {
@@ -123,13 +138,7 @@ impl Gateway {
             Ok(done) => (respond::completion_page(&origin, &done), done.announce),
             Err(f) => (respond::flow_failure_page(&origin, &f.provider, f.opener, &f.error), None),
         };
-        let answered = answer(session, reply).await;
-        // After the answer that sets the rotated cookie: a task pane acting on `auth_success`
-        // then finds its browser holding the new value.
-        if let Some(signed_in) = announce {
-            live.auth.announce_signed_in(&signed_in).await;
-        }
-        answered
+        answer_then_announce(live, session, reply, announce).await
     }
 
     /// `POST /connect/logout`.
@@ -158,11 +167,7 @@ impl Gateway {
             Ok(redeemed) => (respond::done(Some(&redeemed.set_cookie)), Some(redeemed.announce)),
             Err(refusal) => (refusal.into(), None),
         };
-        let answered = answer(session, reply).await;
-        if let Some(signed_in) = announce {
-            live.auth.announce_signed_in(&signed_in).await;
-        }
-        answered
+        answer_then_announce(live, session, reply, announce).await
     }
 
     /// The built-in dev provider's pages, when one is configured.
