@@ -223,9 +223,12 @@ impl AsyncRead for ClientStream {
             return this.cut(cx, why);
         }
         this.sync_phase();
-        let now = Instant::now();
-        if let Some(deadline) = this.deadline(now) {
-            if now >= deadline {
+        // The clock is read only in a phase with a deadline: an idle keep-alive connection and
+        // an open one have none, and most reads happen in those.
+        let timed = matches!(this.seen, HEAD | BODY);
+        let now = timed.then(Instant::now);
+        if let Some(now) = now {
+            if this.deadline(now).is_some_and(|deadline| now >= deadline) {
                 let why = if this.seen == HEAD { DeadlineError::HeaderTimeout } else { DeadlineError::BodyTooSlow };
                 return this.cut(cx, why);
             }
@@ -234,20 +237,19 @@ impl AsyncRead for ClientStream {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let n = buf.filled().len() - before;
-                let now = Instant::now();
                 match this.seen {
                     IDLE if n > 0 => {
                         // The first byte of the next request starts its head's clock.
                         this.clock.advance(HEAD);
                         this.seen = HEAD;
-                        this.head_deadline = now + this.header_timeout;
+                        this.head_deadline = Instant::now() + this.header_timeout;
                         this.head_bytes = n;
                     }
                     HEAD => this.head_bytes += n,
                     BODY => {
                         this.body.read += n as u64;
                         if let Some(since) = this.body.waiting_since.take() {
-                            this.body.waited += now - since;
+                            this.body.waited += Instant::now() - since;
                         }
                     }
                     _ => {}
@@ -255,6 +257,7 @@ impl AsyncRead for ClientStream {
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
+                let Some(now) = now else { return Poll::Pending };
                 if this.seen == BODY && this.body.waiting_since.is_none() {
                     this.body.waiting_since = Some(now);
                 }
