@@ -23,7 +23,7 @@ pub struct RequestCtx {
     /// Whether the peer is a trusted proxy.
     pub trusted_peer: bool,
     /// The `Host` the client used (checked against the allow-list).
-    pub host: Option<String>,
+    pub host: Option<http::HeaderValue>,
     /// Whether the request asks for a protocol upgrade (WebSocket).
     pub upgrade: bool,
     /// The upstream chosen, for the access line (formatted only there).

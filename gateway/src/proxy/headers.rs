@@ -33,12 +33,13 @@ impl Gateway {
         context
     }
 
-    /// The `Host` (HTTP/1.1) or `:authority` (HTTP/2) the client used.
-    pub(super) fn request_host(session: &Session) -> Option<String> {
+    /// The `Host` (HTTP/1.1, shared with the request, not copied) or `:authority` (HTTP/2) the
+    /// client used.
+    pub(super) fn request_host(session: &Session) -> Option<http::HeaderValue> {
         let req = session.req_header();
         match req.headers.get(http::header::HOST) {
-            Some(h) => h.to_str().ok().map(str::to_owned),
-            None => req.uri.authority().map(|a| a.as_str().to_owned()),
+            Some(h) => Some(h.clone()),
+            None => req.uri.authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok()),
         }
     }
 
@@ -59,10 +60,10 @@ impl Gateway {
             proto: header(forwarded::X_FORWARDED_PROTO),
             host: header(forwarded::X_FORWARDED_HOST),
         });
-        // The request's own `Host` (HTTP/1.1) is shared; an HTTP/2 `:authority` is copied.
+        // The request's own `Host` (HTTP/1.1), or the `:authority` kept when the request came (HTTP/2).
         let host = match upstream_request.headers.get(http::header::HOST) {
             Some(h) => Some(h.clone()),
-            None => ctx.host.as_deref().and_then(|h| http::HeaderValue::from_str(h).ok()),
+            None => ctx.host.clone(),
         };
         let values = forwarded::forwarding_values(ctx.client_ip, self.https, host.as_ref(), trusted);
         for (name, value) in values {

@@ -193,13 +193,16 @@ impl ProxyHttp for Gateway {
         Self::strip_headers(&live, session, ctx);
         ctx.host = Self::request_host(session);
         let default_port = if self.https { 443 } else { 80 };
-        if !forwarded::is_allowed_host(ctx.host.as_deref(), &live.allowed_hosts, default_port) {
+        let host = ctx.host.as_ref().and_then(|h| h.to_str().ok());
+        if !forwarded::is_allowed_host(host, &live.allowed_hosts, default_port) {
             ctx.route = "misdirected";
             return local::answer(session, respond::misdirected(Self::wants_json(session))).await;
         }
-        let path = session.req_header().uri.path().to_owned();
         let bot_path = live.teams.as_ref().map(|t| t.bot_path());
-        let route = route::classify_with(&path, self.channel.socketio_path.as_deref(), bot_path);
+        // The route borrows the request's path; the few arms that keep a part of it while they
+        // use the session copy that part (sign-in steps, not the proxied request).
+        let route =
+            route::classify_with(session.req_header().uri.path(), self.channel.socketio_path.as_deref(), bot_path);
         ctx.route = route.label();
         match route {
             Route::Upstream => self.upstream_request(&live, session, ctx).await,
@@ -208,11 +211,20 @@ impl ProxyHttp for Gateway {
             Route::Health => self.health(session).await,
             Route::Ready => self.ready(session).await,
             Route::Session => self.session_info(&live, session).await,
-            Route::Connect { provider, ticket } => self.connect(&live, session, provider, ticket).await,
-            Route::Callback { provider } => self.callback(&live, session, provider).await,
+            Route::Connect { provider, ticket } => {
+                let (provider, ticket) = (provider.to_owned(), ticket.to_owned());
+                self.connect(&live, session, &provider, &ticket).await
+            }
+            Route::Callback { provider } => {
+                let provider = provider.to_owned();
+                self.callback(&live, session, &provider).await
+            }
             Route::Logout => self.logout(&live, session).await,
             Route::Handoff => self.handoff(&live, session).await,
-            Route::DevIdp(rest) => self.dev_idp(&live, session, rest).await,
+            Route::DevIdp(rest) => {
+                let rest = rest.to_owned();
+                self.dev_idp(&live, session, &rest).await
+            }
             Route::ClientJs => local::answer(session, respond::client_js()).await,
             Route::NotFound => local::answer(session, respond::not_found()).await,
         }
