@@ -165,6 +165,23 @@ async fn unknown_host_is_misdirected_421() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_with_bytes_outside_visible_ascii_is_misdirected_421() -> anyhow::Result<()> {
+    let echo = EchoUpstream::start("a").await?;
+    let gw = gateway_with(GatewayConfig::on_free_port(&[echo.addr()])?).await?;
+    let own = gw.addr().to_string();
+
+    // The gateway's own authority with one byte of obs-text (UTF-8 é) after the host name.
+    let (name, port) = own.rsplit_once(':').expect("an address has a port");
+    let resp = RawRequest::get("/x").header("Host", &format!("{name}\u{e9}:{port}")).send(gw.addr()).await?;
+
+    assert_eq!(resp.status, 421, "{}", resp.text());
+    assert_eq!(echo.requests(), 0, "a request with an unreadable Host reached the upstream");
+    let fine = RawRequest::get("/x").header("Host", &own).send(gw.addr()).await?;
+    assert_eq!(fine.status, 200, "{}", fine.text());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extra_host_is_accepted_and_others_still_refused() -> anyhow::Result<()> {
     let echo = EchoUpstream::start("a").await?;
     let gw = gateway_with(GatewayConfig::on_free_port(&[echo.addr()])?.extra_hosts(&["alias.test"])).await?;
