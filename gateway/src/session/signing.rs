@@ -82,11 +82,16 @@ impl Keyring {
         }
         let (payload, tag) = signed.split_once('.').ok_or(SignatureError::Malformed)?;
         let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| SignatureError::Malformed)?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| SignatureError::Malformed)?;
-        let mut input = Vec::with_capacity(purpose.label().len() + payload.len());
-        input.extend_from_slice(purpose.label());
-        input.extend_from_slice(&payload);
-        if self.keys.iter().any(|k| hmac::verify(k, &input, &tag).is_ok()) {
+        // The tag and the signed input live on the stack: every signed request checks one.
+        // A tag that does not fit is no HMAC-SHA256 tag (32 bytes) and fails as one would.
+        let mut tag_buf = [0u8; 64];
+        let tag_len = URL_SAFE_NO_PAD.decode_slice(tag, &mut tag_buf).map_err(|_| SignatureError::Malformed)?;
+        let label = purpose.label();
+        let mut input_buf = [0u8; MAX_SIGNED_LEN + 64];
+        let input = input_buf.get_mut(..label.len() + payload.len()).ok_or(SignatureError::Malformed)?;
+        input[..label.len()].copy_from_slice(label);
+        input[label.len()..].copy_from_slice(&payload);
+        if self.keys.iter().any(|k| hmac::verify(k, input, &tag_buf[..tag_len]).is_ok()) {
             Ok(payload)
         } else {
             Err(SignatureError::BadSignature)
@@ -182,5 +187,28 @@ mod tests {
         assert_eq!(k.verify(Purpose::HandoffCode, "no-dot"), Err(SignatureError::Malformed));
         assert_eq!(k.verify(Purpose::HandoffCode, "!!.??"), Err(SignatureError::Malformed));
         assert_eq!(k.verify(Purpose::HandoffCode, &"a".repeat(5000)), Err(SignatureError::Malformed));
+    }
+
+    #[test]
+    fn a_tag_of_the_wrong_length_is_refused_and_the_longest_payload_still_verifies() {
+        let k = keyring(&[A]);
+        let s = k.sign(Purpose::SessionCookie, b"hello");
+        let (payload, tag) = s.split_once('.').unwrap();
+        let mut raw = URL_SAFE_NO_PAD.decode(tag).unwrap();
+        raw.pop();
+        let short = format!("{payload}.{}", URL_SAFE_NO_PAD.encode(&raw));
+        assert_eq!(k.verify(Purpose::SessionCookie, &short), Err(SignatureError::BadSignature));
+        raw.extend_from_slice(&[0; 9]);
+        let long = format!("{payload}.{}", URL_SAFE_NO_PAD.encode(&raw));
+        assert_eq!(k.verify(Purpose::SessionCookie, &long), Err(SignatureError::BadSignature));
+        let too_long = format!("{payload}.{}", URL_SAFE_NO_PAD.encode([7u8; 65]));
+        assert_eq!(k.verify(Purpose::SessionCookie, &too_long), Err(SignatureError::Malformed));
+
+        // The longest payload whose signed value fits MAX_SIGNED_LEN: base64 of 735 bytes (980
+        // characters), the dot and a 43-character tag.
+        let big = vec![0xa5u8; 735];
+        let signed = k.sign(Purpose::TeamsUser, &big);
+        assert_eq!(signed.len(), MAX_SIGNED_LEN);
+        assert_eq!(k.verify(Purpose::TeamsUser, &signed), Ok(big));
     }
 }
