@@ -136,6 +136,14 @@ impl RouteRules {
         if *method == Method::POST && has_form_body(headers) {
             return self.find_matching(normalized, |_| true);
         }
+        // The usual request names no other method: match its own without collecting a list.
+        let query_overrides =
+            |q: &str| url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == METHOD_OVERRIDE_PARAM);
+        if METHOD_OVERRIDE_HEADERS.iter().all(|name| !headers.contains_key(*name))
+            && !query.is_some_and(query_overrides)
+        {
+            return self.find_any(normalized, std::slice::from_ref(method));
+        }
         let mut methods = vec![method.clone()];
         for name in METHOD_OVERRIDE_HEADERS {
             for value in headers.get_all(name) {
@@ -347,6 +355,16 @@ mod tests {
         json.insert("content-type", http::HeaderValue::from_static("application/json"));
         assert!(rules.find_for("/items/1", &Method::POST, &json, Some("_method=DELETE")).is_some());
         assert!(rules.find_for("/items/1", &Method::POST, &json, Some("x=1&_method=delete")).is_some());
+        // The parameter's name is read decoded, as the frameworks that honour it read it.
+        assert!(rules.find_for("/items/1", &Method::POST, &json, Some("%5Fmethod=DELETE")).is_some());
+        assert!(rules.find_for("/items/1", &Method::POST, &json, Some("_method2=DELETE")).is_none());
+        for name in METHOD_OVERRIDE_HEADERS {
+            let mut h = json.clone();
+            h.insert(name, http::HeaderValue::from_static("delete"));
+            assert!(rules.find_for("/items/1", &Method::POST, &h, None).is_some(), "{name}");
+            h.insert(name, http::HeaderValue::from_static("not a method"));
+            assert!(rules.find_for("/items/1", &Method::POST, &h, None).is_none(), "{name}");
+        }
         let mut form = HeaderMap::new();
         form.insert("content-type", http::HeaderValue::from_static("application/x-www-form-urlencoded"));
         assert!(rules.find_for("/items/1", &Method::POST, &form, None).is_some());
