@@ -82,8 +82,8 @@ impl Keyring {
         }
         let (payload, tag) = signed.split_once('.').ok_or(SignatureError::Malformed)?;
         let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| SignatureError::Malformed)?;
-        // The tag and the signed input live on the stack: every signed request checks one.
-        // A tag that does not fit is no HMAC-SHA256 tag (32 bytes) and fails as one would.
+        // The tag and the signed input live on the stack: every request with a cookie checks one.
+        // A tag that does not fit the buffer is no HMAC-SHA256 tag (32 bytes): malformed.
         let mut tag_buf = [0u8; 64];
         let tag_len = URL_SAFE_NO_PAD.decode_slice(tag, &mut tag_buf).map_err(|_| SignatureError::Malformed)?;
         let label = purpose.label();
