@@ -136,28 +136,18 @@ impl RouteRules {
         if *method == Method::POST && has_form_body(headers) {
             return self.find_matching(normalized, |_| true);
         }
-        // The usual request names no other method: match its own without collecting a list.
-        let query_overrides =
-            |q: &str| url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == METHOD_OVERRIDE_PARAM);
-        if METHOD_OVERRIDE_HEADERS.iter().all(|name| !headers.contains_key(*name))
-            && !query.is_some_and(query_overrides)
-        {
+        let from_headers = METHOD_OVERRIDE_HEADERS.iter().flat_map(|name| headers.get_all(*name));
+        let from_headers = from_headers.filter_map(|v| Method::from_bytes(v.as_bytes().trim_ascii()).ok());
+        let params = url::form_urlencoded::parse(query.unwrap_or("").as_bytes());
+        let from_query = params
+            .filter(|(k, _)| k == METHOD_OVERRIDE_PARAM)
+            .filter_map(|(_, v)| Method::from_bytes(v.trim().as_bytes()).ok());
+        let mut overrides = from_headers.chain(from_query).peekable();
+        // The usual request names no other method: its own is matched without collecting a list.
+        if overrides.peek().is_none() {
             return self.find_any(normalized, std::slice::from_ref(method));
         }
-        let mut methods = vec![method.clone()];
-        for name in METHOD_OVERRIDE_HEADERS {
-            for value in headers.get_all(name) {
-                if let Ok(m) = Method::from_bytes(value.as_bytes().trim_ascii()) {
-                    methods.push(m);
-                }
-            }
-        }
-        let params = url::form_urlencoded::parse(query.unwrap_or("").as_bytes());
-        for (_, value) in params.filter(|(k, _)| k == METHOD_OVERRIDE_PARAM) {
-            if let Ok(m) = Method::from_bytes(value.trim().as_bytes()) {
-                methods.push(m);
-            }
-        }
+        let methods: Vec<Method> = std::iter::once(method.clone()).chain(overrides).collect();
         self.find_any(normalized, &methods)
     }
 
